@@ -1,0 +1,3 @@
+"""Check families. Importing this package registers every check with the registry."""
+
+from . import data  # noqa: F401

@@ -1,0 +1,3 @@
+"""Checks over the pipeline's datasets: integrity, leakage (more families land here)."""
+
+from . import fingerprint, leakage  # noqa: F401

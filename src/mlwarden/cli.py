@@ -1,0 +1,287 @@
+"""The command line: a thin Typer app that parses, calls the library and maps errors to exits.
+
+Exit codes (every command): 0 — nothing at or above ``--fail-on``; 1 — findings at or
+above it (or a manifest mismatch); 2 — bad input or usage, one line on stderr; 3 — an
+internal error, or a check that errored when nothing else failed the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import MlwardenError
+
+app = typer.Typer(
+    name="mlwarden",
+    help="Pen-test and guard machine-learning pipelines. Start with `mlwarden demo` or `mlwarden init`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+manifest_app = typer.Typer(help="Record and verify what the pipeline's data and model files are.",
+                           no_args_is_help=True)
+app.add_typer(manifest_app, name="manifest")
+
+err = Console(stderr=True, highlight=False)
+
+SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec.", show_default=True)]
+FailOn = Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity "
+                                     "(critical, high, medium, low, info, or none).")]
+
+
+def _fail_on(text: str):
+    from .findings import Severity
+
+    if text.strip().lower() in ("none", "never"):
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--fail-on") from None
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+@app.command()
+def audit(
+    spec: SpecArg = Path("mlwarden.yaml"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports.")] = Path("mlwarden-report"),
+    format: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: html,json,sarif,junit.")] = "html,json,sarif",
+    engine: Annotated[str, typer.Option(help="local (streaming, all cores) or dask.")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://10.0.0.5:8786; "
+                                                     "without it --engine dask starts a LocalCluster.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option(help="Run only checks matching this glob (repeatable).")] = None,
+    skip: Annotated[Optional[list[str]], typer.Option(help="Skip checks matching this glob (repeatable).")] = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Audit the pipeline a spec describes and write the reports.
+
+    Example: mlwarden audit mlwarden.yaml --out report/ --format html,json,sarif --fail-on high
+    """
+    from .report import parse_formats
+
+    threshold = _fail_on(fail_on)
+    try:
+        formats = parse_formats(format)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--format") from None
+    from .audit import run_audit
+    from .spec import load_spec
+
+    report = run_audit(load_spec(spec), engine=engine, scheduler=scheduler, only=_split(only), skip=_split(skip))
+    _write_reports(report, out, formats)
+    raise typer.Exit(_exit_code(report, threshold))
+
+
+def _write_reports(report, out: Path, formats) -> None:
+    from .report.console import print_summary
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for fmt in formats:
+            formatter = fmt.formatter()
+            path = out / formatter.filename
+            path.write_text(formatter.render(report), encoding="utf-8")
+            written.append(path)
+    except OSError as e:
+        raise MlwardenError(f"{out}: cannot write the reports: {e.strerror or e}") from e
+    print_summary(report, err)
+    for path in written:
+        err.print(f"wrote {path}")
+
+
+def _exit_code(report, threshold) -> int:
+    if threshold is not None and report.exit_code(threshold):
+        return 1
+    return 3 if any(c.status == "error" for c in report.checks) else 0
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where to build the demo pipeline.")] = Path("mlwarden-demo"),
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    fail_on: FailOn = "none",
+) -> None:
+    """Build a loan-approval pipeline from real public data (Boston HMDA 1990), the way a
+    hurried team would, and audit it. Needs no network.
+
+    Example: mlwarden demo --workdir /tmp/mlwarden-demo
+    """
+    from .audit import run_audit
+    from .demo import build_demo
+    from .report import Format
+    from .spec import load_spec
+
+    spec_path = build_demo(workdir)
+    err.print(f"built the demo pipeline in {workdir} (spec: {spec_path})")
+    report = run_audit(load_spec(spec_path), engine=engine)
+    out = workdir / "report"
+    _write_reports(report, out, [Format.HTML, Format.JSON, Format.SARIF])
+    err.print(f"open the report: {(out / 'report.html').resolve()}")
+    raise typer.Exit(_exit_code(report, _fail_on(fail_on)))
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the spec.")] = Path("mlwarden.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example mlwarden.yaml to start from.
+
+    Example: mlwarden init pipelines/loans/mlwarden.yaml
+    """
+    from .spec import EXAMPLE
+
+    if path.exists() and not force:
+        raise MlwardenError(f"{path}: already exists; pass --force to overwrite it")
+    try:
+        path.write_text(EXAMPLE, encoding="utf-8")
+    except OSError as e:
+        raise MlwardenError(f"{path}: cannot write: {e.strerror or e}") from e
+    err.print(f"wrote {path}; edit it, then run `mlwarden audit {path}`")
+
+
+@app.command()
+def checks(
+    explain: Annotated[Optional[str], typer.Option(help="Show the documentation of one check.")] = None,
+) -> None:
+    """List every check, or explain one.
+
+    Example: mlwarden checks --explain data.leakage.exact_duplicates
+    """
+    from rich.table import Table
+
+    from .references import lookup
+    from .registry import all_checks
+
+    registry = all_checks()
+    out = Console(highlight=False)
+    if explain:
+        cls = registry.get(explain)
+        if cls is None:
+            raise MlwardenError(f"no check {explain!r}; `mlwarden checks` lists them")
+        out.print(f"[bold]{cls.id}[/] — {cls.title}\n")
+        out.print(cls.doc())
+        out.print("\nneeds: " + (", ".join(cls.needs) or "nothing") + f"; stage: {cls.stage}")
+        for ref in cls.references:
+            r = lookup(ref)
+            out.print(f"  {r.id}: {r.title} {r.url}")
+        return
+    table = Table(title=f"{len(registry)} checks")
+    table.add_column("id", no_wrap=True)
+    for col in ("stage", "needs", "title"):
+        table.add_column(col)
+    for cid, cls in registry.items():
+        table.add_row(cid, cls.stage, ", ".join(cls.needs), cls.title)
+    out.print(table)
+
+
+@manifest_app.command("create")
+def manifest_create(
+    spec: SpecArg = Path("mlwarden.yaml"),
+    out: Annotated[Optional[Path], typer.Option(help="Manifest path (default: the spec's `manifest:` or "
+                                                "mlwarden.manifest.json beside the spec).")] = None,
+) -> None:
+    """Fingerprint every data and model file (sha256, rows, schema) into a manifest.
+
+    Example: mlwarden manifest create mlwarden.yaml
+    """
+    from . import manifest
+    from .audit import open_sources
+    from .spec import load_spec
+
+    s = load_spec(spec)
+    m = manifest.collect(s, open_sources(s).datasets)
+    target = out or Path(s.manifest_path())
+    try:
+        manifest.write(m, target)
+    except OSError as e:
+        raise MlwardenError(f"{target}: cannot write: {e.strerror or e}") from e
+    err.print(f"wrote {target}: {len(m.resources)} files, subject sha256 {m.subject_digest()}")
+
+
+@manifest_app.command("verify")
+def manifest_verify(
+    spec: SpecArg = Path("mlwarden.yaml"),
+    manifest_path: Annotated[Optional[Path], typer.Option("--manifest", help="Manifest to verify against.")] = None,
+) -> None:
+    """Report every file that changed, appeared or vanished since the manifest; exit 1 on any.
+
+    Example: mlwarden manifest verify mlwarden.yaml --manifest mlwarden.manifest.json
+    """
+    from . import manifest
+    from .audit import open_sources
+    from .spec import load_spec
+
+    s = load_spec(spec)
+    old = manifest.read(manifest_path or s.manifest_path())
+    diff = manifest.compare(old, manifest.collect(s, open_sources(s).datasets))
+    out = Console(highlight=False)
+    for label, names in (("changed", diff.changed), ("added", diff.added), ("removed", diff.removed)):
+        for name in names:
+            out.print(f"{label}: {name}")
+    for split, (a, b) in diff.rows.items():
+        out.print(f"rows: data.{split} {a} -> {b}")
+    for split, change in diff.schema.items():
+        out.print(f"schema: data.{split} {change}")
+    if diff:
+        raise typer.Exit(1)
+    out.print(f"ok: {len(old.resources)} files match the manifest")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mlwarden {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Pen-test and guard machine-learning pipelines."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one place that turns errors into exit codes and one-line messages."""
+    try:
+        # in non-standalone mode click returns typer.Exit's code instead of raising it
+        code = app(args=argv, prog_name="mlwarden", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except (click.exceptions.Exit, typer.Exit) as e:
+        return e.exit_code
+    except (click.exceptions.Abort, typer.Abort):
+        err.print("aborted")
+        return 130
+    except (click.ClickException, typer.TyperException) as e:  # usage errors; typer vendors click
+        e.show(file=sys.stderr)
+        return 2
+    except MlwardenError as e:
+        print(f"mlwarden: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: say so plainly, keep the traceback for whoever debugs
+        if os.environ.get("MLWARDEN_DEBUG"):
+            traceback.print_exc()
+        print(f"mlwarden: internal error: {type(e).__name__}: {e} (set MLWARDEN_DEBUG=1 for the traceback; "
+              "please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

