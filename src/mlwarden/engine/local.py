@@ -1,8 +1,8 @@
 """The local engine: streams partitions through worker processes, one per core.
 
 Each worker folds one partition at a time in bounded batches, so peak memory is about
-one batch per worker plus the checks' states. Small jobs (a single partition) run in
-this process: starting workers would cost more than the work.
+one batch per worker plus the checks' states. Small jobs (one partition, or under
+``INPROCESS_BYTES`` of files) run in this process: starting workers costs seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from .base import Engine, Folded, fold_partition, merge_states
 T = TypeVar("T")
 R = TypeVar("R")
 
+INPROCESS_BYTES = 64 << 20
+
 
 class LocalEngine(Engine):
     name = "local"
@@ -29,7 +31,8 @@ class LocalEngine(Engine):
         self._pool: ProcessPoolExecutor | None = None
 
     def fold(self, checks: Sequence[FoldCheck], partitions: Sequence[Partition]) -> dict[str, Folded]:
-        if self.workers == 1 or len(partitions) <= 1:
+        small = sum(p.nbytes for p in partitions) < INPROCESS_BYTES
+        if self.workers == 1 or len(partitions) <= 1 or small:
             parts = [fold_partition(checks, p) for p in partitions]
         else:
             pool = self._processes()

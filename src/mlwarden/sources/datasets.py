@@ -38,6 +38,7 @@ class Partition:
     format: Format
     row_groups: tuple[int, ...] | None
     offset: int  # ordinal of the first row within the split
+    nbytes: int = 0  # about how many bytes of the file it covers (engines size their work by it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,14 +112,16 @@ def open_dataset(split: str, uri: str) -> Dataset:
             meta, fschema = _parquet_meta(fs, fpath, furi, split)
             rows = meta.num_rows
             for groups in _group_row_groups(meta):
+                n = sum(meta.row_group(g).num_rows for g in groups)
                 partitions.append(Partition(split=split, path=fpath, uri=furi, format="parquet",
-                                            row_groups=groups, offset=offset))
-                offset += sum(meta.row_group(g).num_rows for g in groups)
+                                            row_groups=groups, offset=offset,
+                                            nbytes=size * n // max(1, meta.num_rows)))
+                offset += n
         else:
             fschema = _csv_schema(fs, fpath, furi, split)
             rows = None
             partitions.append(Partition(split=split, path=fpath, uri=furi, format="csv",
-                                        row_groups=None, offset=0))
+                                        row_groups=None, offset=0, nbytes=size))
         if schema is None:
             schema = fschema
         elif set(schema.names) != set(fschema.names):

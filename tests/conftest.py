@@ -1,0 +1,44 @@
+"""Shared fixtures: the demo pipeline (built once per session) and small spec helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlwarden.demo import build_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    build_demo(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_report(demo_dir: Path):
+    from mlwarden.audit import run_audit
+    from mlwarden.spec import load_spec
+
+    return run_audit(load_spec(demo_dir / "mlwarden.yaml"))
+
+
+def write_parquet(path: Path, columns: dict, *, row_group_size: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return path
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path):
+    """Write a spec file (YAML text) into tmp_path and return its path."""
+
+    def _make(text: str, name: str = "mlwarden.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    return _make
