@@ -36,7 +36,7 @@ class DaskEngine(Engine):
             else:
                 n = max(1, workers or os.cpu_count() or 1)
                 self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=40)
+                                             dashboard_address=":0", silence_logs=40)
                 self.client = Client(self._cluster)
         except (OSError, TimeoutError) as e:
             self.close()
