@@ -195,7 +195,7 @@ def manifest_create(
     out: Annotated[Optional[Path], typer.Option(help="Manifest path (default: the spec's `manifest:` or "
                                                 "mlwarden.manifest.json beside the spec).")] = None,
 ) -> None:
-    """Fingerprint every data and model file (sha256, rows, schema) into a manifest.
+    """Fingerprint every data and model file (sha256, rows, schema) and every row into a manifest.
 
     Example: mlwarden manifest create mlwarden.yaml
     """
@@ -204,12 +204,8 @@ def manifest_create(
     from .spec import load_spec
 
     s = load_spec(spec)
-    m = manifest.collect(s, open_sources(s).datasets)
     target = out or Path(s.manifest_path())
-    try:
-        manifest.write(m, target)
-    except OSError as e:
-        raise MlwardenError(f"{target}: cannot write: {e.strerror or e}") from e
+    m = manifest.create(s, open_sources(s).datasets, target)
     err.print(f"wrote {target}: {len(m.resources)} files, subject sha256 {m.subject_digest()}")
 
 
@@ -217,19 +213,32 @@ def manifest_create(
 def manifest_verify(
     spec: SpecArg = Path("mlwarden.yaml"),
     manifest_path: Annotated[Optional[Path], typer.Option("--manifest", help="Manifest to verify against.")] = None,
+    key: Annotated[Optional[Path], typer.Option(help="Ed25519 public key: also require a valid signature "
+                                                "(MANIFEST.sig); any doubt fails.")] = None,
 ) -> None:
-    """Report every file that changed, appeared or vanished since the manifest; exit 1 on any.
+    """Report every file and row that changed, appeared or vanished since the manifest; exit 1 on any.
 
-    Example: mlwarden manifest verify mlwarden.yaml --manifest mlwarden.manifest.json
+    Example: mlwarden manifest verify mlwarden.yaml --key team.pub
     """
     from . import manifest
     from .audit import open_sources
+    from .manifest.signing import SignatureError, verify
     from .spec import load_spec
 
     s = load_spec(spec)
-    old = manifest.read(manifest_path or s.manifest_path())
-    diff = manifest.compare(old, manifest.collect(s, open_sources(s).datasets))
+    path = manifest_path or Path(s.manifest_path())
     out = Console(highlight=False)
+    if key is not None:
+        try:
+            kid = verify(path, key)
+        except SignatureError as e:
+            out.print(f"signature: FAILED: {e}")
+            raise typer.Exit(1) from None
+        out.print(f"signature: ok (key {kid[:16]})")
+    old = manifest.read(path)
+    datasets = open_sources(s).datasets
+    diff = manifest.compare(old, manifest.collect(s, datasets))
+    row_diffs = manifest.verify_rows(old, path, s, datasets)
     for label, names in (("changed", diff.changed), ("added", diff.added), ("removed", diff.removed)):
         for name in names:
             out.print(f"{label}: {name}")
@@ -237,9 +246,45 @@ def manifest_verify(
         out.print(f"rows: data.{split} {a} -> {b}")
     for split, change in diff.schema.items():
         out.print(f"schema: data.{split} {change}")
-    if diff:
+    for rd in row_diffs:
+        out.print(f"row changes: data.{rd.split}: {rd.added} added, {rd.removed} removed, {rd.altered} altered "
+                  f"(by {'id' if rd.keyed else 'row content'}); e.g. {rd.samples}")
+    if diff or row_diffs:
         raise typer.Exit(1)
     out.print(f"ok: {len(old.resources)} files match the manifest")
+
+
+@manifest_app.command("keygen")
+def manifest_keygen(
+    out: Annotated[Path, typer.Option("--out", help="Private key path; the public key goes to OUT.pub.")],
+) -> None:
+    """Create an Ed25519 key pair for signing manifests.
+
+    Example: mlwarden manifest keygen --out ~/.mlwarden/team.key
+    """
+    from .manifest.signing import keygen
+
+    pub = keygen(out)
+    err.print(f"wrote {out} (private, mode 0600) and {pub} (public: share it with whoever verifies)")
+
+
+@manifest_app.command("sign")
+def manifest_sign(
+    spec: SpecArg = Path("mlwarden.yaml"),
+    key: Annotated[Path, typer.Option(help="Ed25519 private key (from `mlwarden manifest keygen`).")] = ...,  # type: ignore[assignment]
+    manifest_path: Annotated[Optional[Path], typer.Option("--manifest", help="Manifest to sign.")] = None,
+) -> None:
+    """Sign the manifest (DSSE envelope, Ed25519) into MANIFEST.sig.
+
+    Example: mlwarden manifest sign mlwarden.yaml --key team.key
+    """
+    from .manifest.signing import sign
+    from .spec import load_spec
+
+    path = manifest_path or Path(load_spec(spec).manifest_path())
+    if not path.exists():
+        raise MlwardenError(f"{path}: no such manifest; create one with `mlwarden manifest create`")
+    err.print(f"wrote {sign(path, key)}")
 
 
 def _version(value: bool) -> None:

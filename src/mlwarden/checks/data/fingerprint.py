@@ -42,22 +42,35 @@ class Fingerprint(FoldCheck):
     stage = "data"
     references = ("OWASP-ML02", "AML.T0020", "AML.T0010.002", "AML.M0014", "NIST-MEASURE")
 
-    def columns(self, split: str) -> list[str]:
-        return []
+    def __init__(self, spec: Any, sources: Any) -> None:
+        super().__init__(spec, sources)
+        path = Path(spec.manifest_path())
+        self.baseline = read(path) if path.exists() else None
+        # row-level comparison costs a pass over every column: only when there is something to compare
+        self.row_level = bool(self.baseline and self.baseline.rows)
 
-    def init(self) -> dict[str, int]:
-        return {}
+    def columns(self, split: str) -> list[str] | None:
+        return None if self.row_level else []
 
-    def update(self, state: dict[str, int], batch: Batch) -> dict[str, int]:
-        state[batch.split] = state.get(batch.split, 0) + batch.data.num_rows
+    def init(self) -> dict[str, Any]:
+        return {"counts": {}, "rows": []}
+
+    def update(self, state: dict[str, Any], batch: Batch) -> dict[str, Any]:
+        counts = state["counts"]
+        counts[batch.split] = counts.get(batch.split, 0) + batch.data.num_rows
+        if self.row_level:
+            from ...manifest.rows import batch_rows
+
+            state["rows"].append(batch_rows(batch, self.spec.data.id))
         return state
 
-    def merge(self, a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-        return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
+    def merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        counts = {k: a["counts"].get(k, 0) + b["counts"].get(k, 0) for k in sorted(a["counts"].keys() | b["counts"].keys())}
+        return {"counts": counts, "rows": a["rows"] + b["rows"]}
 
-    def finalize(self, state: dict[str, int], ctx: AuditContext) -> Outcome:
+    def finalize(self, state: dict[str, Any], ctx: AuditContext) -> Outcome:
         datasets = ctx.sources.datasets
-        rows = {split: state.get(split, 0) for split in datasets}
+        rows = {split: state["counts"].get(split, 0) for split in datasets}
         current = collect(self.spec, datasets, map=ctx.engine.map, rows=rows)
         metrics: dict[str, Any] = {
             "rows": rows,
@@ -79,11 +92,43 @@ class Fingerprint(FoldCheck):
                 evidence={"expected_manifest": self.spec.display(str(path))},
                 location=Location(artifact=self.spec.display(str(path))),
             )], metrics=metrics, charts=[chart])
-        diff = compare(read(path), current)
+        assert self.baseline is not None
+        diff = compare(self.baseline, current)
         metrics["manifest"] = self.spec.display(str(path))
         metrics["changes"] = {"changed": list(diff.changed), "added": list(diff.added),
                               "removed": list(diff.removed), "rows": diff.rows, "schema": diff.schema}
-        return Outcome(findings=self._diff_findings(diff, str(path)), metrics=metrics, charts=[chart])
+        findings = self._diff_findings(diff, str(path))
+        if self.row_level:
+            row_diffs = self._row_diffs(state["rows"], path)
+            metrics["row_changes"] = {d.split: d.to_dict() for d in row_diffs}
+            findings += [self._row_finding(d) for d in row_diffs]
+        return Outcome(findings=findings, metrics=metrics, charts=[chart])
+
+    def _row_diffs(self, batches: list, path: Path) -> list:
+        import pyarrow as pa
+
+        from ...errors import ManifestError
+        from ...manifest import sha256_file
+        from ...manifest import rows as rowfp
+
+        assert self.baseline is not None and self.baseline.rows
+        sidecar = path.with_name(self.baseline.rows["name"])
+        if not sidecar.exists() or sha256_file(str(sidecar))[0] != self.baseline.rows["digest"]:
+            raise ManifestError(f"{sidecar}: row fingerprints are missing or were modified; recreate the manifest")
+        current = pa.Table.from_batches(batches, schema=rowfp.SCHEMA)
+        return rowfp.compare(rowfp.read(sidecar), current)
+
+    def _row_finding(self, d: Any) -> Any:
+        by = f"by {self.spec.data.id}" if d.keyed else "by row content (no id column)"
+        return self.finding(
+            key=("row-changes", d.split), severity=Severity.HIGH,
+            title=f"data.{d.split}: {d.added} rows added, {d.removed} removed, {d.altered} altered since the manifest",
+            description=(f"Row fingerprints ({by}) differ from the manifest's: rows were edited, injected or "
+                         "dropped. Altered labels and injected rows are how training data is poisoned."),
+            remediation="Review the listed rows against their source; restore them, or re-create the manifest "
+                        "after review.",
+            evidence=d.to_dict(), location=Location(artifact=self.spec.display(self.sources.datasets[d.split].uri),
+                                                    rows=tuple(d.samples.get("altered", []) + d.samples.get("added", []))[:20]))
 
     def _diff_findings(self, diff: Diff, manifest: str) -> list:
         shown = self.spec.display(manifest)

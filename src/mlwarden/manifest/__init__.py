@@ -3,7 +3,9 @@
 A manifest is an in-toto Statement in the shape OpenSSF model signing uses: one subject
 whose digest covers every file's digest, and a predicate listing each resource (path
 relative to the spec, sha256, size, role) plus each split's row count and schema. Model
-and data manifests therefore look alike and can be signed the same way later.
+and data manifests therefore look alike and are signed the same way (:mod:`.signing`).
+Row-level fingerprints live in a parquet sidecar (:mod:`.rows`) whose digest the
+statement records, so a signature covers every row too.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from .errors import ManifestError, SourceError
-from .sources.datasets import Dataset, filesystem, iter_batches
-from .spec import Spec
+from ..errors import ManifestError, SourceError
+from ..sources.datasets import Dataset, filesystem, iter_batches
+from ..spec import Spec
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://mlwarden.dev/manifest/v1"
@@ -40,6 +42,7 @@ class Manifest:
     name: str
     resources: tuple[Resource, ...]
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)  # split → {rows, schema}
+    rows: dict[str, str] | None = None  # {"name": sidecar file, "digest": sha256, "id_column": …}
 
     def subject_digest(self) -> str:
         h = hashlib.sha256()
@@ -60,6 +63,7 @@ class Manifest:
                     for r in self.resources
                 ],
                 "splits": self.splits,
+                **({"rows": self.rows} if self.rows else {}),
             },
         }
 
@@ -168,6 +172,43 @@ def read(path: str | Path) -> Manifest:
             Resource(name=r["name"], role=r["role"], digest=r["digest"], size=int(r["size"]), rows=r.get("rows"))
             for r in pred["resources"]
         )
-        return Manifest(name=doc["subject"][0]["name"], resources=resources, splits=dict(pred.get("splits", {})))
+        return Manifest(name=doc["subject"][0]["name"], resources=resources, splits=dict(pred.get("splits", {})),
+                        rows=pred.get("rows"))
     except (KeyError, TypeError, IndexError, ValueError) as e:
         raise ManifestError(f"{p}: malformed manifest (missing or bad {e}); recreate it") from e
+
+
+def create(spec: Spec, datasets: dict[str, Dataset], path: str | Path) -> Manifest:
+    """Fingerprint files and rows; write the row sidecar and the manifest at ``path``."""
+    from dataclasses import replace
+
+    from . import rows as rowfp
+
+    path = Path(path)
+    sidecar = rowfp.sidecar_path(path)
+    try:
+        rowfp.write(rowfp.dataset_rows(datasets, spec.data.id), sidecar)
+    except OSError as e:
+        raise ManifestError(f"{sidecar}: cannot write: {e.strerror or e}") from e
+    digest, _ = sha256_file(str(sidecar))
+    m = replace(collect(spec, datasets),
+                rows={"name": sidecar.name, "digest": digest, "id_column": spec.data.id or ""})
+    write(m, path)
+    return m
+
+
+def verify_rows(old: Manifest, path: str | Path, spec: Spec, datasets: dict[str, Dataset]) -> list:
+    """Row-level differences between the manifest's sidecar and the data now."""
+    import pyarrow as pa
+
+    from . import rows as rowfp
+
+    if not old.rows:
+        return []
+    sidecar = Path(path).with_name(old.rows["name"])
+    if not sidecar.exists():
+        raise ManifestError(f"{sidecar}: the manifest's row fingerprints are missing; recreate the manifest")
+    if sha256_file(str(sidecar))[0] != old.rows["digest"]:
+        raise ManifestError(f"{sidecar}: row fingerprints were modified after the manifest was created")
+    current = pa.Table.from_batches(list(rowfp.dataset_rows(datasets, spec.data.id)), schema=rowfp.SCHEMA)
+    return rowfp.compare(rowfp.read(sidecar), current)
