@@ -85,6 +85,8 @@ class AuditContext:
     spec: Spec
     sources: Sources
     engine: Engine
+    cache: dict[str, Any] = field(default_factory=dict)
+    """Work shared between checks of one audit (e.g. one code scan feeds every code.* check)."""
 
 
 class Check:

@@ -1,3 +1,3 @@
 """Check families. Importing this package registers every check with the registry."""
 
-from . import data  # noqa: F401
+from . import code, data  # noqa: F401

@@ -9,7 +9,8 @@ planted mistakes are ones real teams make:
 - every column is kept as a feature, including ``action`` and ``reject``, which encode
   the outcome (target leakage);
 - race and sex stay in the data (and as features through their indicator columns);
-- the model is a pickle (joblib) with no manifest beside it.
+- the model is a pickle (joblib) with no manifest beside it, and the serving code loads
+  pickles and YAML the unsafe way.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def build_demo(workdir: str | Path) -> Path:
     for name, frame in (("train", train), ("test", test), ("production", production)):
         frame.reset_index(drop=True).to_parquet(root / "data" / f"{name}.parquet", index=False)
     dump(model, root / "models" / "model.joblib")
+    (root / "src").mkdir(exist_ok=True)
+    (root / "src" / "serve.py").write_text(_SERVE, encoding="utf-8")
     spec = root / "mlwarden.yaml"
     spec.write_text(_SPEC, encoding="utf-8")
     return spec
@@ -85,4 +88,30 @@ features:
   race: {type: category, values: [white, black, hispan, other], immutable: true}
 model:
   artifact: models/model.joblib
+code: [src/]
 """
+
+_SERVE = '''"""Serving code of the demo pipeline, written in a hurry (never run by mlwarden)."""
+import pickle
+
+import joblib
+import yaml
+
+
+def load_config(path):
+    with open(path) as f:
+        return yaml.load(f, Loader=yaml.Loader)
+
+
+def load_model(path):
+    if path.endswith(".pkl"):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    return joblib.load(path)
+
+
+def score(model, features: str):
+    row = eval(features)  # "[1, 2, 3]" from the request body
+    return model.predict([row])
+'''
+

@@ -1,0 +1,3 @@
+"""code.* — unsafe patterns in the pipeline's training and serving code (AST-based)."""
+
+from . import patterns  # noqa: F401
