@@ -51,6 +51,10 @@ class DataSpec(_Strict):
     id: str | None = None
     time: str | None = None
     sensitive: list[str] = Field(default_factory=list)
+    prediction: str | None = None
+    """Column of the eval splits holding the model's predicted label (when no model artifact is given)."""
+    score: str | None = None
+    """Column of the eval splits holding the model's score/probability for the favorable label."""
 
     @model_validator(mode="after")
     def _one_dataset(self) -> DataSpec:
@@ -61,6 +65,18 @@ class DataSpec(_Strict):
     def splits(self) -> dict[str, str]:
         """Split name → location, for the splits the spec names, in pipeline order."""
         return {s: getattr(self, s) for s in SPLITS if getattr(self, s)}
+
+
+class FairnessSpec(_Strict):
+    favorable: Any = 1
+    """The label value that is the good outcome for the person (approved, hired…)."""
+    reference: dict[str, Any] = Field(default_factory=dict)
+    """Reference group per sensitive attribute (default: its largest group)."""
+    min_group_size: int = Field(default=30, ge=1)
+    """Groups smaller than this are reported as too small to judge, never dropped."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    resamples: int = Field(default=1000, ge=100, le=100_000)
+    seed: int = 0
 
 
 class ModelSpec(_Strict):
@@ -82,6 +98,7 @@ class Spec(_Strict):
     name: str = Field(min_length=1)
     data: DataSpec
     features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     model: ModelSpec | None = None
     code: list[str] = Field(default_factory=list)
     manifest: str | None = None
@@ -200,6 +217,15 @@ data:
   # id: applicant_id                 # entity key: leakage by entity, row-level evidence
   # time: application_date           # event time: temporal leakage, drift windows
   # sensitive: [race, sex]           # protected attributes: fairness and proxy checks
+  # prediction: predicted            # eval-split column with the model's predictions (instead of model.artifact)
+  # score: predicted_proba           # eval-split column with the model's score for the favorable label
+
+# fairness:
+#   favorable: 1                     # the label value that is the good outcome
+#   reference: {race: white}         # reference group per attribute (default: the largest)
+#   min_group_size: 30               # smaller groups are reported as too small to judge
+#   confidence: 0.95                 # bootstrap confidence level
+#   resamples: 1000
 
 # features:                          # optional constraints: validation, realistic attacks, the guard's schema
 #   age: {type: int, min: 18, max: 100, immutable: true}

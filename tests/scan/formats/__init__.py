@@ -1,0 +1,1 @@
+"""Tests of the non-pickle model format scanners."""
