@@ -32,7 +32,7 @@ manifest_app = typer.Typer(help="Record and verify what the pipeline's data and 
                            no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec.", show_default=True)]
 FailOn = Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity "
