@@ -110,6 +110,77 @@ def _exit_code(report, threshold) -> int:
 
 
 @app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Model files or folders (recursive).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="text, json, sarif or html.")] = "text",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the report here instead of stdout.")] = None,
+    allow: Annotated[Optional[list[str]], typer.Option(help="Also admit this pickle global, e.g. "
+                                                       "mypkg.Scaler or mypkg.* (repeatable).")] = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Scan model files (pickle, joblib, PyTorch, numpy, Keras, ONNX, safetensors, GGUF,
+    archives) without loading them. Unparseable files are findings, never "clean".
+
+    Example: mlwarden scan models/ --format sarif --out scan.sarif --allow mypkg.Scaler
+    """
+    import time
+    from datetime import datetime, timezone
+
+    from .checks.artifact.families import FAMILIES, group
+    from .findings import CheckResult, Report, Target
+    from .report import parse_formats
+    from .report.console import print_summary
+    from .scan import scan_paths
+    from .scan.policy import Policy
+
+    threshold = _fail_on(fail_on)
+    fmt = format.strip().lower()
+    if fmt != "text":
+        try:
+            [formatter] = [f.formatter() for f in parse_formats(fmt)]
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--format") from None
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            raise MlwardenError(f"{p}: no such file or folder")
+    started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    scans = scan_paths(paths, policy=Policy(allow=_split(allow)))
+    grouped = group(scans, str)
+    results = tuple(
+        CheckResult(id=f.id, title=f.title, status="fail" if any(x.severity.rank for x in grouped[f.id][0]) else "pass",
+                    metrics=grouped[f.id][1], findings=tuple(grouped[f.id][0]))
+        for f in FAMILIES
+    )
+    report = Report(tool_version=__version__, target=Target(name=" ".join(map(str, paths))),
+                    started_at=started.isoformat(timespec="seconds"), duration_s=time.perf_counter() - t0,
+                    checks=results, stages={"artifact": [f.id for f in FAMILIES]},
+                    docs={c.id: c.doc() for c in _artifact_checks()})
+    if fmt == "text":
+        console = Console(highlight=False, soft_wrap=True, file=open(out, "w", encoding="utf-8") if out else None)
+        for s in scans:
+            worst = max((i.severity.rank for i in s.issues), default=-1)
+            mark = "ok" if worst <= 0 else "FLAGGED"
+            console.print(f"{mark:8} {s.path} ({s.format}, {len(s.issues)} issue(s))")
+        print_summary(report, console)
+    else:
+        text = formatter.render(report)
+        if out:
+            try:
+                out.write_text(text, encoding="utf-8")
+            except OSError as e:
+                raise MlwardenError(f"{out}: cannot write: {e.strerror or e}") from e
+        else:
+            sys.stdout.write(text)
+    raise typer.Exit(_exit_code(report, threshold))
+
+
+def _artifact_checks():
+    from .registry import all_checks
+
+    return [c for cid, c in all_checks().items() if cid.startswith("artifact.")]
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where to build the demo pipeline.")] = Path("mlwarden-demo"),
     engine: Annotated[str, typer.Option(help="local or dask.")] = "local",

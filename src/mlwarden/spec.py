@@ -82,6 +82,8 @@ class FairnessSpec(_Strict):
 class ModelSpec(_Strict):
     artifact: str | None = None
     endpoint: str | None = None
+    allow: list[str] = Field(default_factory=list)
+    """Pickle globals ("module.name" or "module.*") to admit beyond the built-in allowlist."""
 
     @field_validator("endpoint")
     @classmethod
@@ -235,6 +237,7 @@ data:
 # model:
 #   artifact: models/model.joblib    # scanned first, loaded only through the safe loader
 #   endpoint: http://127.0.0.1:8080/v2/models/loan   # Open Inference Protocol v2 (REST or grpc://)
+#   allow: [mypkg.features.Scaler]   # pickle globals you trust beyond the built-in allowlist
 
 # code: [src/]                       # training and serving code to scan
 # manifest: mlwarden.manifest.json   # verify data and model files against it (`mlwarden manifest create`)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from ..findings import Report
@@ -28,11 +29,25 @@ class JsonFormat:
     filename = "report.json"
 
     def render(self, report: Report) -> str:
-        return json.dumps(report_dict(report), indent=2, sort_keys=False, default=_default) + "\n"
+        # strict JSON: NaN/Infinity become null (allow_nan=False proves none slipped through)
+        doc = _finite(json.loads(json.dumps(report_dict(report), default=_default)))
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_finite(v) for v in o]
+    return o
 
 
 def _default(o: Any) -> Any:
-    """numpy scalars and other stragglers in metrics/evidence become plain JSON values."""
+    """numpy values and other stragglers in metrics/evidence become plain JSON values."""
+    if getattr(o, "ndim", 0):
+        return o.tolist()
     if hasattr(o, "item"):
         return o.item()
     if isinstance(o, (set, frozenset, tuple)):
