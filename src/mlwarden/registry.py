@@ -27,7 +27,7 @@ Stage = Literal["data", "splits", "training", "artifact", "serving", "feedback"]
 STAGES: tuple[Stage, ...] = ("data", "splits", "training", "artifact", "serving", "feedback")
 
 Need = Literal["train", "test", "production", "feedback", "eval", "data", "label", "id",
-               "time", "sensitive", "artifact", "endpoint", "code"]
+               "time", "sensitive", "artifact", "endpoint", "code", "predictions"]
 
 _NEEDS: dict[str, tuple[Callable[[Spec], Any], str]] = {
     "train": (lambda s: s.data.train, "data.train"),
@@ -44,6 +44,8 @@ _NEEDS: dict[str, tuple[Callable[[Spec], Any], str]] = {
     "artifact": (lambda s: s.model and s.model.artifact, "model.artifact"),
     "endpoint": (lambda s: s.model and s.model.endpoint, "model.endpoint"),
     "code": (lambda s: s.code, "code"),
+    "predictions": (lambda s: (s.model and s.model.artifact) or s.data.prediction,
+                    "model.artifact or data.prediction"),
 }
 
 

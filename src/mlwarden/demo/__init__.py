@@ -82,6 +82,9 @@ data:
   label: approve
   id: applicant_id
   sensitive: [race, sex]
+fairness:
+  favorable: 1            # approve = 1 is the good outcome for the applicant
+  reference: {race: white, sex: male}
 features:
   loanamt: {type: int, min: 0}
   appinc: {type: int, min: 0}
