@@ -124,7 +124,7 @@ class ExactDuplicates(FoldCheck):
                 continue
             h = np.concatenate(state.hashes.get(split, [np.empty(0, np.uint64)]))
             ids = np.concatenate(state.ids.get(split, [np.empty(0, np.int64)]))
-            hit = np.isin(h, train)
+            hit = _member(h, train)
             count, n = int(hit.sum()), int(h.size)
             share = count / n if n else 0.0
             metrics[split] = {"rows": n, "duplicated_rows": count, "share": round(share, 6),
@@ -150,6 +150,15 @@ class ExactDuplicates(FoldCheck):
                       "sample_row_ids": sample, "id_column": self.spec.data.id or "(row number)"},
             location=Location(artifact=uri, rows=tuple(sample)),
         )
+
+
+def _member(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """``np.isin`` for a sorted, unique haystack, without isin's temporary copies."""
+    if not sorted_unique.size:
+        return np.zeros(values.size, dtype=bool)
+    i = np.searchsorted(sorted_unique, values)
+    i[i == sorted_unique.size] = 0
+    return sorted_unique[i] == values
 
 
 def _py(v: Any) -> Any:

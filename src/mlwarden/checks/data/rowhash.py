@@ -44,6 +44,12 @@ def _numeric(arr: pa.Array) -> np.ndarray:
         as_int = np.where(integral, x, 0.0).astype(np.int64).view(np.uint64)
         keys = np.where(integral, as_int, x.view(np.uint64))
         tags = np.where(integral, _TAG_INT, _TAG_FLOAT)
+    elif pa.types.is_uint64(arr.type):
+        # above 2**63 a uint64 would wrap onto a negative int64; hash those by their float value
+        u = np.asarray(arr.fill_null(0), dtype=np.uint64)
+        big = u >= np.uint64(1 << 63)
+        keys = np.where(big, u.astype(np.float64).view(np.uint64), u)
+        tags = np.where(big, _TAG_FLOAT, _TAG_INT)
     else:  # integers and booleans
         x = np.asarray(pc.cast(arr, pa.int64(), safe=False).fill_null(0), dtype=np.int64)
         keys, tags = x.view(np.uint64), np.full(len(x), _TAG_INT, dtype=np.uint64)
@@ -73,8 +79,11 @@ def _other(arr: pa.Array) -> np.ndarray:
             arr = pc.cast(arr, pa.large_string())
         except pa.ArrowNotImplementedError:
             arr = pa.array([None if v is None else repr(v) for v in arr.to_pylist()], pa.large_string())
-    values = arr.to_numpy(zero_copy_only=False)
-    h = pd.util.hash_array(values, categorize=True).astype(np.uint64)
+    # Arrow finds the distinct values in C++; only those become Python objects to hash
+    encoded = arr.dictionary_encode()
+    uniques = pd.util.hash_array(encoded.dictionary.to_numpy(zero_copy_only=False), categorize=False)
+    codes = np.asarray(encoded.indices.fill_null(0), dtype=np.int64)
+    h = uniques.astype(np.uint64)[codes] if len(uniques) else np.zeros(len(arr), dtype=np.uint64)
     missing = np.asarray(arr.is_null(), dtype=bool)
     with np.errstate(over="ignore"):
         return np.where(missing, _mix(_TAG_MISSING * _GOLDEN), h)
@@ -92,7 +101,8 @@ def column_hash(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_temporal(t) and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
         return _temporal(arr)
     if pa.types.is_null(t):
-        return np.full(len(arr), _mix(np.array([_TAG_MISSING * _GOLDEN]))[0], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            return np.full(len(arr), _mix(np.array([_TAG_MISSING * _GOLDEN]))[0], dtype=np.uint64)
     return _other(arr)
 
 
