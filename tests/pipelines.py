@@ -41,6 +41,7 @@ def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7) -> Truth:
     root = Path(root)
     (root / "data").mkdir(parents=True, exist_ok=True)
     truth = Truth(spec=root / "mlwarden.yaml")
+    zips = [f"{z:05d}" for z in rng.integers(1000, 99999, 60)]  # one pool of zip codes for every split
 
     def frame(n: int, start_id: int, t0: str, t1: str) -> pd.DataFrame:
         age = rng.integers(18, 90, n)
@@ -59,7 +60,7 @@ def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7) -> Truth:
             "region": region,
             "sex": sex,
             "race": race,
-            "zip": rng.choice([f"{z:05d}" for z in rng.integers(1000, 99999, 60)], n),
+            "zip": rng.choice(zips, n),
             "birth_date": pd.to_datetime(rng.integers(-10**9, 10**9, n), unit="s").date.astype(str),
             "promo_code_len": rng.integers(0, 9, n).astype(float),
             "country": "US",

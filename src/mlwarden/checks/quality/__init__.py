@@ -1,0 +1,4 @@
+"""data.quality.* — missing values, constant and mixed-type columns, class balance,
+duplicate rows within a split, and values outside the spec's constraints."""
+
+from . import balance, columns, duplicates, ranges  # noqa: F401
