@@ -51,3 +51,23 @@ def test_dask_equals_local(pipeline, baseline) -> None:
     distributed = _comparable(run_audit(load_spec(pipeline.spec), engine="dask"))
     for cid in baseline:
         assert distributed[cid] == baseline[cid], cid
+
+
+@pytest.mark.dask
+def test_dask_scheduler_address(pipeline, baseline) -> None:
+    """--scheduler joins an existing cluster (here one started on loopback) instead of starting one."""
+    from distributed import LocalCluster
+
+    from mlwarden.cli import main
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      host="127.0.0.1") as cluster:
+        remote = _comparable(run_audit(load_spec(pipeline.spec), engine="dask", scheduler=cluster.scheduler_address))
+        out = pipeline.spec.parent / "r"
+        code = main(["audit", str(pipeline.spec), "--engine", "dask", "--scheduler", cluster.scheduler_address,
+                     "--format", "json", "--out", str(out), "--fail-on", "none"])
+        assert code in (0, 3)  # 3 only if a check errored, which the comparison below would show
+        assert len(cluster.scheduler_info["workers"]) == 2  # the audit did not tear down the cluster it joined
+    for cid in baseline:
+        assert remote[cid] == baseline[cid], cid
+    assert (out / "report.json").exists()
