@@ -28,6 +28,7 @@ def open_sources(spec: Spec) -> Sources:
         ("data.id", spec.data.id, tuple(datasets)),
         ("data.time", spec.data.time, tuple(datasets)),
         *(("data.sensitive", s, ("train", "test")) for s in spec.data.sensitive),
+        *(("data.quasi_identifiers", q, ("train",)) for q in spec.data.quasi_identifiers or ()),
         *((f"features.{f}", f, ("train",)) for f in spec.features),
     ):
         if column is None:

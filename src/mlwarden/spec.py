@@ -51,6 +51,8 @@ class DataSpec(_Strict):
     id: str | None = None
     time: str | None = None
     sensitive: list[str] = Field(default_factory=list)
+    quasi_identifiers: list[str] | None = None
+    """Columns that together could re-identify a person (zip, birth date…); default: guessed by name."""
     prediction: str | None = None
     """Column of the eval splits holding the model's predicted label (when no model artifact is given)."""
     score: str | None = None
@@ -219,6 +221,7 @@ data:
   # id: applicant_id                 # entity key: leakage by entity, row-level evidence
   # time: application_date           # event time: temporal leakage, drift windows
   # sensitive: [race, sex]           # protected attributes: fairness and proxy checks
+  # quasi_identifiers: [zip, birth_date, sex]   # k-anonymity (default: guessed from column names)
   # prediction: predicted            # eval-split column with the model's predictions (instead of model.artifact)
   # score: predicted_proba           # eval-split column with the model's score for the favorable label
 
