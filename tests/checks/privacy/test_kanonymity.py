@@ -139,7 +139,7 @@ def test_spec_names_quasi_identifiers(tmp_path) -> None:
     spec.write_text("name: k\ndata:\n  train: t.parquet\n  quasi_identifiers: [hobby]\n")
     [check] = run_audit(load_spec(spec), only=["data.privacy.k_anonymity"]).checks
     assert check.metrics["quasi_identifiers"] == {"train": ["hobby"]}
-    assert check.metrics["train"]["unique_rows"] == 100
+    assert check.metrics["splits"]["train"]["unique_rows"] == 100
     spec.write_text("name: k\ndata:\n  train: t.parquet\n  quasi_identifiers: [hobbies]\n")
     with pytest.raises(SpecError, match="data.quasi_identifiers: column 'hobbies' is not in data.train"):
         run_audit(load_spec(spec))
