@@ -208,7 +208,7 @@ _GADGET_EXACT = _names({
 _DUNDER_SAFE = frozenset({"__newobj__", "__newobj_ex__"})
 _ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
 
-_TRUST_HINT = ("if you trust this class, allow it with --allow {g} or `scan: {{allow: [{g}]}}`"
+_TRUST_HINT = ("if you trust this class, allow it with --allow {g} or `model: {{allow: [{g}]}}`"
                " in the spec")
 
 
@@ -219,17 +219,12 @@ def _prefixes(module: str) -> list[str]:
 
 @functools.cache
 def _sklearn_estimators() -> frozenset[str]:
-    """``module.qualname`` of every public scikit-learn estimator, or nothing without sklearn."""
-    try:
-        import warnings
+    """``module.qualname`` of every public scikit-learn estimator (a static list: importing all
+    of sklearn to enumerate them would cost seconds per scan; see scripts/gen_sklearn_allowlist.py)."""
+    from importlib.resources import files
 
-        from sklearn.utils import all_estimators
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return frozenset(f"{c.__module__}.{c.__qualname__}" for _, c in all_estimators())
-    except Exception:  # an optional speed-up of the allowlist, never a reason to fail a scan
-        return frozenset()
+    text = files("mlwarden.scan").joinpath("allowlist_sklearn.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 class Policy:
