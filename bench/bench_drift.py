@@ -73,6 +73,7 @@ def generate(root: Path, rows: int) -> None:
 
 
 def run_child(spec: str, engine: str) -> None:
+    import mlwarden.checks.drift  # noqa: F401  (registers the check before checks/__init__ imports it)
     from mlwarden.audit import run_audit
     from mlwarden.spec import load_spec
 

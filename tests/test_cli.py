@@ -50,7 +50,7 @@ def test_audit_demo_exit_codes_and_reports(demo_dir: Path, tmp_path: Path) -> No
     ids = [c["id"] for c in json.loads((out / "report.json").read_text())["checks"]]
     assert ids == ["data.integrity.fingerprint"]
     assert main(["audit", str(demo_dir / "mlwarden.yaml"), "--out", str(out), "--format", "json",
-                 "--only", "data.*", "--skip", "data.leakage.*", "--fail-on", "high"]) == 0
+                 "--only", "data.integrity.*,data.leakage.*", "--skip", "data.leakage.*", "--fail-on", "high"]) == 0
     checks = {c["id"]: c for c in json.loads((out / "report.json").read_text())["checks"]}
     assert checks["data.leakage.exact_duplicates"]["status"] == "skipped"
     assert checks["data.leakage.exact_duplicates"]["message"] == "skipped by --skip"

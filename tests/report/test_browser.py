@@ -87,7 +87,9 @@ def test_demo_report_in_chromium(browser: Any, demo_report: Report, tmp_path: Pa
         fill = splits.locator("rect").evaluate("r => getComputedStyle(r).fill")
         assert fill == "rgb(127, 29, 29)"  # the stylesheet applied (its CSP hash matched)
 
-        leak = next(f for f in demo_report.findings if f.check == LEAK)
+        # the stage links to its worst finding (findings are sorted worst first)
+        leak = next(f for f in demo_report.findings if f.check in demo_report.stages["splits"])
+        assert leak.severity.value == "critical"
         target = page.locator(f"#finding-{leak.id}")
         expect(target).not_to_be_in_viewport()
         splits.locator("a").click()
