@@ -1,0 +1,3 @@
+"""Poisoning suspects and label quality: conflicting labels, label issues, feedback screening."""
+
+from . import conflicts, feedback, label_issues  # noqa: F401

@@ -1,0 +1,282 @@
+"""data.poisoning.conflicting_labels — identical feature rows that carry different labels.
+
+Also home of the small helpers the poisoning family shares (feature columns, row ids,
+label hashing). The state is, per scope, one entry per distinct (feature-row hash, label)
+pair: hash, label hash, first row ordinal and its id, row count, feedback-row count —
+about 40 bytes per distinct pair, O(distinct rows), which is what the definition needs
+(a conflict can pair any row with any other). Partial states are compacted lazily
+(sort + reduce when the pending chunks outgrow the compacted part), so merging stays
+O(n log n) overall and the result is the same whatever the partitioning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ...findings import Location, Severity
+from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
+from ...sources.datasets import Batch
+from ..data.rowhash import column_hash, row_hashes
+
+SAMPLE_IDS = 20
+SAMPLE_GROUPS = 20
+MAX_LABELS = 1_000
+"""Distinct labels whose display values are kept; more means a regression target."""
+
+_SPLIT_RANK = {"train": 0, "feedback": 1}
+_ORD_BITS = 48
+
+
+def feature_columns(spec: Any, sources: Any, splits: tuple[str, ...]) -> list[str]:
+    """Columns every one of ``splits`` holds, minus the label, id and time columns."""
+    present = [set(sources.columns(s)) for s in splits if s in sources.datasets]
+    if not present:
+        return []
+    excluded = {spec.data.label, spec.data.id, spec.data.time} - {None}
+    return sorted(set.intersection(*present) - excluded)
+
+
+def py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def row_ids(batch: Batch, idcol: str | None) -> np.ndarray:
+    """The spec's id column of a batch, else the row ordinals within the split."""
+    rb = batch.data
+    if idcol and idcol in rb.schema.names:
+        return rb.column(idcol).to_numpy(zero_copy_only=False)
+    return np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
+
+
+def show(v: Any) -> Any:
+    """A value as a report shows it: JSON-friendly, dates as ISO text."""
+    v = py(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def label_hashes(arr: pa.Array | pa.ChunkedArray, names: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(label hash per row, valid mask); records each new label's display value in ``names``."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    valid = ~np.asarray(arr.is_null(), dtype=bool)
+    h = column_hash(arr)
+    if len(names) <= MAX_LABELS:
+        uniq, idx = np.unique(h[valid], return_index=True)
+        values = arr.filter(pa.array(valid)) if not valid.all() else arr
+        for u, i in zip(uniq.tolist(), idx.tolist()):
+            v = show(values[i].as_py())
+            if u not in names or _order(v) < _order(names[u]):
+                names[u] = v  # 1 and 1.0 hash alike: keep one display value, whatever the batch order
+    return h, valid
+
+
+def _order(v: Any) -> tuple[str, str]:
+    return type(v).__name__, repr(v)
+
+
+def merge_names(a: dict[int, Any], b: dict[int, Any]) -> dict[int, Any]:
+    for k, v in b.items():
+        if k not in a or _order(v) < _order(a[k]):
+            a[k] = v
+    return a
+
+
+@dataclass
+class Pairs:
+    """Distinct (row hash, label hash) pairs with their first row, count and feedback count."""
+
+    cols: list[list[np.ndarray]] = field(default_factory=lambda: [[] for _ in range(6)])
+    compact: int = 0  # rows in cols' first chunk that are already compacted
+    pending: int = 0
+
+    def add(self, arrays: tuple[np.ndarray, ...]) -> None:
+        for lst, a in zip(self.cols, arrays):
+            lst.append(a)
+        self.pending += len(arrays[0])
+        if self.pending > 2 * self.compact + 100_000:
+            self.reduce()
+
+    def reduce(self) -> tuple[np.ndarray, ...]:
+        if not self.cols[0]:
+            return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.int64), np.empty(0, np.int64),
+                                                    np.empty(0, np.int64), np.empty(0, np.int64))
+        h, lab, ords, ids, cnt, fb = (np.concatenate(c) if len(c) > 1 else c[0] for c in self.cols)
+        order = np.lexsort((ords, lab, h))
+        h, lab, ords, ids, cnt, fb = h[order], lab[order], ords[order], ids[order], cnt[order], fb[order]
+        start = np.r_[True, (h[1:] != h[:-1]) | (lab[1:] != lab[:-1])] if h.size else np.empty(0, bool)
+        first = np.flatnonzero(start)
+        out = (h[first], lab[first], ords[first], ids[first],
+               np.add.reduceat(cnt, first) if first.size else cnt, np.add.reduceat(fb, first) if first.size else fb)
+        self.cols = [[a] for a in out]
+        self.compact, self.pending = len(first), 0
+        return out
+
+    def extend(self, other: Pairs) -> None:
+        for lst, o in zip(self.cols, other.cols):
+            lst.extend(o)
+        self.pending += sum(len(a) for a in other.cols[0])
+        if self.pending > 2 * self.compact + 100_000:
+            self.reduce()
+
+
+@dataclass
+class ConflictState:
+    scopes: dict[str, Pairs] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    names: dict[int, Any] = field(default_factory=dict)
+
+
+@register
+class ConflictingLabels(FoldCheck):
+    """Finds rows with identical features but different labels, in train and in train ∪ feedback.
+
+    **What it finds.** Groups of rows whose normalized feature values (every column but
+    the label, id and time; numbers by value, column order irrelevant) are equal while
+    their labels differ. Reports the number of groups, the rows involved, the label mix
+    of each sample group and sample row ids — first within the training data, then for
+    training and feedback together (groups that involve a feedback row).
+
+    **Severity.** By the share of rows involved: low below 0.1 %, medium below 1 %, high
+    from 1 %. Low whatever the share when most rows are duplicates anyway (coarse
+    features, where conflicts are natural noise rather than tampering).
+
+    **Why it matters.** A copy of a row with the opposite label is the simplest poisoning
+    move (OWASP ML02, ATLAS AML.T0020) and a symptom of careless labelling: the model is
+    asked to learn two answers for one input.
+
+    **How to fix.** Review the groups; keep one label per identical row (the reviewed or
+    majority one) and trace where the others came from; reject feedback rows that
+    contradict training data before retraining.
+    """
+
+    id = "data.poisoning.conflicting_labels"
+    title = "No identical rows with different labels"
+    needs = ("train", "label")
+    stage = "data"
+    references = ("OWASP-ML02", "AML.T0020", "AML.M0007", "NIST-MEASURE")
+    splits = ("train", "feedback")
+
+    def __init__(self, spec: Any, sources: Any) -> None:
+        super().__init__(spec, sources)
+        self.train_features = feature_columns(spec, sources, ("train",))
+        self.has_feedback = "feedback" in sources.datasets and spec.data.label in sources.columns("feedback")
+        self.union_features = (feature_columns(spec, sources, ("train", "feedback")) if self.has_feedback else [])
+
+    def columns(self, split: str) -> list[str]:
+        cols = set(self.train_features if split == "train" else self.union_features)
+        if split == "train":
+            cols |= set(self.union_features)
+        cols |= {self.spec.data.label} | ({self.spec.data.id} & set(self.sources.columns(split)) - {None})
+        return sorted(cols)
+
+    def init(self) -> ConflictState:
+        return ConflictState()
+
+    def update(self, state: ConflictState, batch: Batch) -> ConflictState:
+        rb = batch.data
+        if not self.train_features or (batch.split == "feedback" and not self.has_feedback):
+            return state
+        state.rows[batch.split] = state.rows.get(batch.split, 0) + rb.num_rows
+        lab, valid = label_hashes(rb.column(self.spec.data.label), state.names)
+        ids = row_ids(batch, self.spec.data.id)[valid]
+        ords = (np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)[valid]
+                | np.int64(_SPLIT_RANK[batch.split] << _ORD_BITS))
+        ones = np.ones(int(valid.sum()), np.int64)
+        fb = ones if batch.split == "feedback" else np.zeros_like(ones)
+        scopes = [("train", self.train_features)] if batch.split == "train" else []
+        if self.has_feedback and self.union_features:
+            scopes.append(("train+feedback", self.union_features))
+        for scope, feats in scopes:
+            h = row_hashes(rb, feats)[valid]
+            state.scopes.setdefault(scope, Pairs()).add((h, lab[valid], ords, ids, ones, fb))
+        return state
+
+    def merge(self, a: ConflictState, b: ConflictState) -> ConflictState:
+        for scope, pairs in b.scopes.items():
+            a.scopes.setdefault(scope, Pairs()).extend(pairs)
+        for split, n in b.rows.items():
+            a.rows[split] = a.rows.get(split, 0) + n
+        merge_names(a.names, b.names)
+        return a
+
+    def finalize(self, state: ConflictState, ctx: AuditContext) -> Outcome:
+        if not self.train_features:
+            raise Skip("the training data has no feature columns besides the label, id and time")
+        if len(state.names) > MAX_LABELS:
+            raise Skip(f"the label has more than {MAX_LABELS} distinct values: conflicting labels "
+                       "applies to classification labels")
+        metrics: dict[str, Any] = {"feature_columns": len(self.train_features)}
+        findings, labels, values = [], [], []
+        for scope in ("train", "train+feedback"):
+            if scope not in state.scopes:
+                continue
+            rows = state.rows.get("train", 0) + (state.rows.get("feedback", 0) if scope != "train" else 0)
+            m, sample, groups = self._scope(state.scopes[scope].reduce(), state.names, scope, rows)
+            metrics[scope] = m
+            labels.append(scope)
+            values.append(100.0 * m["share"])
+            if m["groups"]:
+                findings.append(self._finding(scope, m, sample, groups))
+        return Outcome(findings=findings, metrics=metrics,
+                       charts=[Chart(title="Rows in conflicting-label groups (%)", labels=tuple(labels),
+                                     values=tuple(values), unit="%")])
+
+    def _scope(self, pairs: tuple[np.ndarray, ...], names: dict[int, Any], scope: str,
+               rows: int) -> tuple[dict[str, Any], list[Any], list[dict[str, Any]]]:
+        h, lab, ords, ids, cnt, fb = pairs  # sorted by (h, label)
+        start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if h.size else np.empty(0, np.int64)
+        nlab = np.diff(np.r_[start, h.size])
+        conflict = np.repeat(nlab > 1, nlab)
+        if scope != "train":  # only what feedback adds: groups with at least one feedback row
+            grp_fb = np.add.reduceat(fb, start) if start.size else fb
+            conflict &= np.repeat(grp_fb > 0, nlab)
+        distinct = int(start.size)
+        involved = int(cnt[conflict].sum())
+        group_starts = start[(nlab > 1) & (np.add.reduceat(conflict.astype(np.int64), start) > 0)] if start.size else start
+        share = involved / rows if rows else 0.0
+        m: dict[str, Any] = {"rows": rows, "distinct_rows": distinct, "groups": int(group_starts.size),
+                             "rows_involved": involved, "share": round(share, 6)}
+        if scope != "train":
+            m["feedback_rows_involved"] = int(fb[conflict].sum())
+        # sample groups: those whose first row comes first
+        first_ord = np.minimum.reduceat(ords, start) if start.size else ords
+        gs = group_starts[np.argsort(first_ord[np.searchsorted(start, group_starts)], kind="stable")][:SAMPLE_GROUPS]
+        groups, sample = [], []
+        for s in gs.tolist():
+            e = s + int(nlab[np.searchsorted(start, s)])
+            members = sorted(range(s, e), key=lambda i: int(ords[i]))
+            groups.append({"labels": {str(names.get(int(lab[i]), "?")): int(cnt[i]) for i in members},
+                           "ids": [py(ids[i]) for i in members]})
+            sample.extend(py(ids[i]) for i in members)
+        return m, sample[:SAMPLE_IDS], groups
+
+    def _finding(self, scope: str, m: dict[str, Any], sample: list[Any], groups: list[dict[str, Any]]) -> Any:
+        share = m["share"]
+        coarse = m["rows"] and m["distinct_rows"] / m["rows"] < 0.5
+        severity = (Severity.LOW if coarse or share < 0.001 else Severity.MEDIUM if share < 0.01
+                    else Severity.HIGH)
+        where = "training data" if scope == "train" else "training and feedback data together"
+        note = (" Most rows are duplicates of each other (coarse features), so some conflicts are natural."
+                if coarse else "")
+        split = "train" if scope == "train" else "feedback"
+        return self.finding(
+            key=(scope,), severity=severity,
+            title=(f"{m['groups']} groups of identical rows carry different labels in the {where} "
+                   f"({m['rows_involved']} rows, {share:.2%})"),
+            description=("Rows with the same feature values but different labels: a copy with a flipped "
+                         "label is the simplest poisoning move, and a sign of careless labelling. "
+                         f"Compared over {len(self.train_features if scope == 'train' else self.union_features)} "
+                         f"feature columns (label, id and time excluded).{note}"),
+            remediation=("Review the groups, keep one label per identical row and trace where the others "
+                         "came from; reject feedback rows that contradict the training data."),
+            evidence={"scope": scope, "groups": m["groups"], "rows_involved": m["rows_involved"],
+                      "share": share, "sample_groups": groups, "sample_row_ids": sample,
+                      "id_column": self.spec.data.id or "(row number)"},
+            location=Location(artifact=self.spec.display(self.sources.datasets[split].uri), rows=tuple(sample)),
+        )

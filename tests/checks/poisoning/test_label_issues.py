@@ -1,0 +1,79 @@
+"""data.poisoning.label_issues: planted flipped copies found, sampling reported, skips."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlwarden.audit as audit_mod
+from mlwarden.audit import run_audit
+from mlwarden.checks.poisoning import label_issues
+from mlwarden.engine import make_engine
+from mlwarden.findings import Severity
+from mlwarden.sources import datasets
+from mlwarden.spec import load_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from pipelines import make_pipeline  # noqa: E402
+
+CHECK = "data.poisoning.label_issues"
+
+
+@pytest.fixture(autouse=True)
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_mod, "make_engine",
+                        lambda name, *, scheduler=None: make_engine(name, scheduler=scheduler, workers=1))
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory):
+    return make_pipeline(tmp_path_factory.mktemp("planted"), n_train=1500)
+
+
+def result(spec_path: Path):
+    report = run_audit(load_spec(spec_path), only=[CHECK])
+    return next(c for c in report.checks if c.id == CHECK)
+
+
+def test_planted_flipped_copies_are_the_issues(planted, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = result(planted.spec)
+    m = r.metrics
+    assert m["sampled"] is False and m["rows_used"] == m["rows_total"] == 1512
+    flagged = {s["id"] for s in m["sample"]}
+    assert set(planted.conflicting_label_train_ids) <= flagged
+    assert 12 <= m["issues"] <= 14 and sum(m["class_pairs"].values()) == m["issues"]  # ≥ 85 % precision
+    assert "birth_date" in m["dropped_columns"]  # free text: one value a row
+    (f,) = r.findings
+    assert f.severity == Severity.LOW  # 12 / 1512 < 1 %
+    assert all(s["given"] != s["suggested"] and s["self_confidence"] < 0.05 for s in f.evidence["sample"])
+    # the same answer in tiny batches, and the sample says so when it is one
+    monkeypatch.setattr(datasets, "BATCH_ROWS", 97)
+    monkeypatch.setattr(datasets, "PARTITION_ROWS", 1)
+    many = result(planted.spec)
+    assert (many.metrics, [x.to_dict() for x in many.findings]) == (r.metrics, [x.to_dict() for x in r.findings])
+    monkeypatch.setattr(label_issues.LabelIssues, "sample_rows", 1000)
+    sampled = result(planted.spec)
+    assert sampled.metrics["sampled"] is True and sampled.metrics["rows_used"] == 1000
+    assert "sample of 1000 of 1512 rows" in sampled.findings[0].title
+
+
+def test_bottom_k_sample_is_partition_independent(planted, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(label_issues.LabelIssues, "sample_rows", 300)
+    monkeypatch.setattr(label_issues, "_oof_probabilities", lambda x, y, used: np.eye(2)[y] * 0.98 + 0.01)
+    a = result(planted.spec).metrics
+    monkeypatch.setattr(datasets, "BATCH_ROWS", 41)
+    monkeypatch.setattr(datasets, "PARTITION_ROWS", 1)
+    b = result(planted.spec).metrics
+    assert a == b and a["rows_used"] == 300 and a["issues"] == 0
+
+
+def test_one_class_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    pd.DataFrame({"x": np.arange(50.0), "y": ["a"] * 50}).to_parquet(tmp_path / "d" / "t.parquet")
+    (tmp_path / "s.yaml").write_text("name: x\ndata:\n  train: d/t.parquet\n  label: y\n")
+    r = result(tmp_path / "s.yaml")
+    assert r.status == "skipped" and r.message == "fewer than two classes with at least 5 rows"
