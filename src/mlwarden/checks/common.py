@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+
+from ..sources.datasets import Batch
 
 SAMPLE_IDS = 20
 
 
-def row_ids(rb: pa.RecordBatch, offset: int, id_column: str | None) -> np.ndarray:
+def row_ids(batch: Batch, id_column: str | None) -> np.ndarray:
     """Row ids of a batch: the spec's id column when the batch has it, else row ordinals."""
+    rb = batch.data
     if id_column and id_column in rb.schema.names:
         return rb.column(id_column).to_numpy(zero_copy_only=False)
-    return np.arange(offset, offset + rb.num_rows, dtype=np.int64)
+    return np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
+
+
+def shared_columns(sources: Any, splits: Iterable[str] | None = None, exclude: Iterable[str | None] = ()) -> list[str]:
+    """Columns that every one of ``splits`` (default: all) holds, minus ``exclude``, sorted."""
+    names = [s for s in (splits if splits is not None else sources.datasets) if s in sources.datasets]
+    present = [set(sources.columns(s)) for s in names]
+    if not present:
+        return []
+    return sorted(set.intersection(*present) - {e for e in exclude if e})
 
 
 def py(v: Any) -> Any:

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
+from ..common import py, row_ids
 from .rowhash import column_hash
 
 SAMPLE_IDS = 20
@@ -40,16 +41,6 @@ def pick(scale: list[tuple[float, Severity]], share: float) -> Severity:
     return next(sev for bound, sev in scale if share >= bound)
 
 
-def py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def row_ids(batch: Batch, idcol: str | None) -> np.ndarray:
-    """The spec's id column of a batch, else the row ordinals within the split."""
-    rb = batch.data
-    if idcol and idcol in rb.schema.names:
-        return rb.column(idcol).to_numpy(zero_copy_only=False)
-    return np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
 
 
 @dataclass

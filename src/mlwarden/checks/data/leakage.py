@@ -16,6 +16,7 @@ import numpy as np
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
+from ..common import py, shared_columns
 from .rowhash import row_hashes
 
 SAMPLE_IDS = 20
@@ -77,10 +78,9 @@ class ExactDuplicates(FoldCheck):
 
     def __init__(self, spec: Any, sources: Any) -> None:
         super().__init__(spec, sources)
-        present = [set(ds.columns) for ds in sources.datasets.values()]
-        excluded = {spec.data.label, spec.data.id} - {None}
-        self.features = sorted(set.intersection(*present) - excluded) if present else []
-        self.ignored = sorted(set.union(*present) - set(self.features) - excluded) if present else []
+        self.features = shared_columns(sources, exclude=(spec.data.label, spec.data.id))
+        every = set().union(*(ds.columns for ds in sources.datasets.values()))
+        self.ignored = sorted(every - set(self.features) - {spec.data.label, spec.data.id})
 
     def columns(self, split: str) -> list[str]:
         cols = list(self.features)
@@ -132,7 +132,7 @@ class ExactDuplicates(FoldCheck):
             labels.append(split)
             shares.append(100.0 * share)
             if count:
-                sample = [_py(v) for v in ids[hit][:SAMPLE_IDS]]
+                sample = [py(v) for v in ids[hit][:SAMPLE_IDS]]
                 findings.append(self._finding(split, count, n, share, sample))
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Rows also in train (% of split)", labels=tuple(labels),
@@ -160,6 +160,3 @@ def _member(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
     i[i == sorted_unique.size] = 0
     return sorted_unique[i] == values
 
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
+from ..common import py, shared_columns
 from .rowhash import _mix, column_hash, row_hashes
 
 SAMPLE_IDS = 20
@@ -168,9 +169,7 @@ class NearDuplicates(FoldCheck):
 
     def __init__(self, spec: Any, sources: Any) -> None:
         super().__init__(spec, sources)
-        present = [set(ds.columns) for ds in sources.datasets.values()]
-        excluded = {spec.data.label, spec.data.id} - {None}
-        self.features = sorted(set.intersection(*present) - excluded) if present else []
+        self.features = shared_columns(sources, exclude=(spec.data.label, spec.data.id))
         self.n_slots = min(len(self.features), MAX_SLOTS)
         self.allowed = 2 if self.n_slots >= 8 else 1 if self.n_slots >= 4 else 0
 
@@ -256,7 +255,7 @@ class NearDuplicates(FoldCheck):
             if count:
                 where = np.flatnonzero(near)[:SAMPLE_IDS]
                 mate = np.where(partner >= 0, partner, first)
-                pairs = [[_py(ev.ids[i]), _py(train.ids[mate[i]])] for i in where]
+                pairs = [[py(ev.ids[i]), py(train.ids[mate[i]])] for i in where]
                 findings.append(self._finding(split, count, n, share, by_kind, diff_cols, pairs))
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Rows nearly duplicating train (% of split)", labels=tuple(labels),
@@ -354,6 +353,3 @@ class _ColumnMatcher:
         return {self.slot_names[j]: int(c) for j, c in sorted(enumerate(counts), key=lambda jc: (-jc[1], jc[0]))
                 if c}
 
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v

@@ -20,6 +20,7 @@ import pyarrow as pa
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
+from ..common import py, row_ids, shared_columns
 from ..data.rowhash import column_hash, row_hashes
 
 SAMPLE_IDS = 20
@@ -33,23 +34,9 @@ _ORD_BITS = 48
 
 def feature_columns(spec: Any, sources: Any, splits: tuple[str, ...]) -> list[str]:
     """Columns every one of ``splits`` holds, minus the label, id and time columns."""
-    present = [set(sources.columns(s)) for s in splits if s in sources.datasets]
-    if not present:
-        return []
-    excluded = {spec.data.label, spec.data.id, spec.data.time} - {None}
-    return sorted(set.intersection(*present) - excluded)
+    return shared_columns(sources, splits, (spec.data.label, spec.data.id, spec.data.time))
 
 
-def py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def row_ids(batch: Batch, idcol: str | None) -> np.ndarray:
-    """The spec's id column of a batch, else the row ordinals within the split."""
-    rb = batch.data
-    if idcol and idcol in rb.schema.names:
-        return rb.column(idcol).to_numpy(zero_copy_only=False)
-    return np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
 
 
 def show(v: Any) -> Any:

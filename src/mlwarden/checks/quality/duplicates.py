@@ -45,7 +45,7 @@ class DuplicateRows(FoldCheck):
         rb = batch.data
         cols = [c for c in rb.schema.names if c != self.spec.data.id]
         entry = state.setdefault(batch.split, [])
-        entry.append((row_hashes(rb, cols), row_ids(rb, batch.offset, self.spec.data.id)))
+        entry.append((row_hashes(rb, cols), row_ids(batch, self.spec.data.id)))
         return state
 
     def merge(self, a: dict, b: dict) -> dict:

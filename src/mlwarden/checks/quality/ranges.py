@@ -69,7 +69,7 @@ class OutOfRange(FoldCheck):
                 for k in np.unique(kind[bad]):
                     entry["kinds"][str(k)] = entry["kinds"].get(str(k), 0) + int((kind[bad] == k).sum())
                 if len(entry["ids"]) < SAMPLE_IDS:
-                    ids = row_ids(rb, batch.offset, self.spec.data.id)[bad]
+                    ids = row_ids(batch, self.spec.data.id)[bad]
                     entry["ids"].extend(py(v) for v in ids[: SAMPLE_IDS - len(entry["ids"])])
         return state
 

@@ -268,7 +268,7 @@ class S3PublicAccess(_S3Check):
         return self.finding(
             key=("object_acl", b.name, role), severity=sev,
             title=f"{len(objects)} object(s) of {role} are public through their ACLs",
-            description=(f"The objects' own ACLs grant access to everyone, whatever the bucket ACL says"
+            description=("The objects' own ACLs grant access to everyone, whatever the bucket ACL says"
                          + (" (the public access block's IgnorePublicAcls currently neutralises it)." if neutralised
                             else ": anyone can download this data or model.")),
             remediation=f"aws s3api put-object-acl --acl private on each object, and disable ACLs on {b.name}.",
