@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,3 +42,28 @@ def first_ids(chunks: list[np.ndarray], limit: int = SAMPLE_IDS) -> list[Any]:
         if len(out) >= limit:
             break
     return out
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family of findings that one check reports (code rules, artifact issue kinds…)."""
+
+    id: str
+    title: str
+    what: str
+    why: str
+    fix: str
+    references: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    """Issue kinds that belong to the family (by prefix), where the family maps kinds."""
+
+
+def family_check(base: type, family: Family, module: str) -> type:
+    """A registered check class for ``family``: checks of a table differ only in their data."""
+    from ..registry import register
+
+    doc = (f"{family.title}.\n\n**What it finds.** {family.what}\n\n**Why it matters.** {family.why}\n\n"
+           f"**How to fix.** {family.fix}\n")
+    name = "".join(p.title() for p in family.id.split(".")[1].split("_"))
+    return register(type(name, (base,), {"id": family.id, "title": family.title, "references": family.references,
+                                         "family": family, "__doc__": doc, "__module__": module}))

@@ -7,22 +7,11 @@ findings with the same ids for the same file.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from ...findings import Finding, Location, fingerprint
 from ...scan import FileScan
 from ...scan.base import ScanIssue
-
-
-@dataclass(frozen=True)
-class Family:
-    id: str
-    title: str
-    what: str
-    why: str
-    fix: str
-    references: tuple[str, ...]
-    prefixes: tuple[str, ...]
+from ..common import Family
 
 
 FAMILIES = (

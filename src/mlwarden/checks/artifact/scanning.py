@@ -3,12 +3,12 @@ code folders, scanned once per audit; each family reports its own issues."""
 
 from __future__ import annotations
 
-from typing import Any
 
-from ...registry import AuditContext, Check, Outcome, register
+from ...registry import AuditContext, Check, Outcome
 from ...scan import scan_paths
 from ...scan.policy import Policy
-from .families import FAMILIES, Family, group
+from ..common import Family, family_check
+from .families import FAMILIES, group
 
 
 def _scan_once(ctx: AuditContext) -> dict[str, tuple[list, dict]]:
@@ -31,12 +31,4 @@ class ArtifactCheck(Check):
         return Outcome(findings=list(findings), metrics=dict(metrics))
 
 
-def _make(f: Family) -> Any:
-    doc = (f"{f.title}.\n\n**What it finds.** {f.what}\n\n**Why it matters.** {f.why}\n\n"
-           f"**How to fix.** {f.fix}\n")
-    name = "".join(p.title() for p in f.id.split(".")[1].split("_"))
-    return register(type(name, (ArtifactCheck,), {"id": f.id, "title": f.title, "references": f.references,
-                                                  "family": f, "__doc__": doc, "__module__": __name__}))
-
-
-CHECKS = [_make(f) for f in FAMILIES]
+CHECKS = [family_check(ArtifactCheck, f, __name__) for f in FAMILIES]

@@ -8,23 +8,13 @@ their documentation says.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ...findings import Location
-from ...registry import AuditContext, Check, Outcome, register
+from ...registry import AuditContext, Check, Outcome
+from ..common import Family, family_check
 from ...scan.code import CodeIssue, scan_code_paths
 from ...scan.code_rules import RULES
-
-
-@dataclass(frozen=True)
-class Family:
-    id: str
-    title: str
-    what: str
-    why: str
-    fix: str
-    references: tuple[str, ...]
 
 
 FAMILIES = (
@@ -117,13 +107,4 @@ class CodeCheck(Check):
         )
 
 
-def _make(f: Family) -> type[CodeCheck]:
-    doc = (f"{f.title}.\n\n**What it finds.** {f.what}\n\n**Why it matters.** {f.why}\n\n"
-           f"**How to fix.** {f.fix}\n")
-    name = "".join(part.title() for part in f.id.split(".")[1].split("_"))
-    cls = type(name, (CodeCheck,), {"id": f.id, "title": f.title, "references": f.references,
-                                    "family": f, "__doc__": doc, "__module__": __name__})
-    return register(cls)  # type: ignore[return-value]
-
-
-CHECKS = [_make(f) for f in FAMILIES]
+CHECKS = [family_check(CodeCheck, f, __name__) for f in FAMILIES]
