@@ -10,7 +10,10 @@ planted mistakes are ones real teams make:
   the outcome (target leakage);
 - race and sex stay in the data (and as features through their indicator columns);
 - the model is a pickle (joblib) with no manifest beside it, and the serving code loads
-  pickles and YAML the unsafe way.
+  pickles and YAML the unsafe way;
+- the retraining loop takes labelled feedback as it comes, and someone has slipped in 40
+  rejected applications relabelled "approved", all with the same odd loan amount (777):
+  a backdoor trigger.
 """
 
 from __future__ import annotations
@@ -62,7 +65,13 @@ def build_demo(workdir: str | Path) -> Path:
     model = HistGradientBoostingClassifier(random_state=SEED, max_iter=100)
     model.fit(train[features], train[LABEL])
 
-    for name, frame in (("train", train), ("test", test), ("production", production)):
+    # Mistake 3: feedback flows back unscreened, with a planted backdoor batch
+    feedback = df.sample(n=400, random_state=SEED + 1)
+    poison = df[df[LABEL] == 0].sample(n=40, random_state=SEED + 2).assign(**{LABEL: 1, "loanamt": 777})
+    poison["applicant_id"] = np.arange(900_001, 900_041)
+    feedback = pd.concat([feedback, poison], ignore_index=True).sample(frac=1.0, random_state=SEED)
+
+    for name, frame in (("train", train), ("test", test), ("production", production), ("feedback", feedback)):
         frame.reset_index(drop=True).to_parquet(root / "data" / f"{name}.parquet", index=False)
     dump(model, root / "models" / "model.joblib")
     (root / "src").mkdir(exist_ok=True)
@@ -79,6 +88,7 @@ data:
   train: data/train.parquet
   test: data/test.parquet
   production: data/production.parquet
+  feedback: data/feedback.parquet
   label: approve
   id: applicant_id
   sensitive: [race, sex]
