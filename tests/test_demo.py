@@ -18,7 +18,8 @@ def test_demo_end_to_end(tmp_path: Path, capsys) -> None:
     for name in ("report.html", "report.json", "report.sarif"):
         assert (work / "report" / name).stat().st_size > 0
     doc = json.loads((work / "report" / "report.json").read_text())
-    leak = [f for f in doc["findings"] if f["check"] == "data.leakage.exact_duplicates"]
+    leak = [f for f in doc["findings"]
+            if f["check"] == "data.leakage.exact_duplicates" and f["evidence"]["split"] == "test"]
     assert len(leak) == 1 and leak[0]["severity"] == "critical"
 
     # ground truth, computed independently with pandas over the same feature columns

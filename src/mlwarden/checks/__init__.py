@@ -1,3 +1,3 @@
 """Check families. Importing this package registers every check with the registry."""
 
-from . import artifact, code, data, drift, poisoning, privacy, quality, storage  # noqa: F401
+from . import artifact, code, data, drift, fairness, poisoning, privacy, quality, storage  # noqa: F401
