@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 
@@ -24,12 +22,6 @@ def demo_report(demo_dir: Path):
     from mlwarden.spec import load_spec
 
     return run_audit(load_spec(demo_dir / "mlwarden.yaml"))
-
-
-def write_parquet(path: Path, columns: dict, *, row_group_size: int | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
-    return path
 
 
 @pytest.fixture

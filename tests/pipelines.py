@@ -13,6 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def write_parquet(path: Path, columns: dict, *, row_group_size: int | None = None) -> Path:
+    """Write a dict of columns as a parquet file (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_size)
+    return path
 
 
 @dataclass

@@ -107,7 +107,7 @@ def test_manifest_create_verify_detects_change(demo_dir: Path, tmp_path: Path, c
     assert main(["manifest", "create", spec]) == 0
     assert (work / "mlwarden.manifest.json").exists()
     assert main(["manifest", "verify", spec]) == 0
-    assert "ok: 4 files match the manifest" in capsys.readouterr().out
+    assert "ok: 5 files match the manifest" in capsys.readouterr().out  # 4 splits + the model
     with open(work / "models" / "model.joblib", "ab") as f:
         f.write(b"\0")  # tamper with the model
     (work / "data" / "production.parquet").unlink()

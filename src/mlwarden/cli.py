@@ -358,6 +358,42 @@ def manifest_sign(
     err.print(f"wrote {sign(path, key)}")
 
 
+@app.command()
+def checklist(
+    spec: SpecArg = Path("mlwarden.yaml"),
+    report: Annotated[Optional[Path], typer.Option("--report", help="report.json of an earlier audit; without it "
+                                                   "the audit runs now.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the Markdown here instead of stdout.")] = None,
+    engine: Annotated[str, typer.Option(help="local or dask (when the audit runs now).")] = "local",
+) -> None:
+    """Write an evidence-backed ethics checklist (Deon's five sections) as Markdown: each item
+    with the last audit's findings and metrics that bear on it, and the question left for a person.
+
+    Example: mlwarden checklist mlwarden.yaml --report mlwarden-report/report.json --out checklist.md
+    """
+    import json
+
+    from .checklist import build, load_report, render_markdown
+
+    if report is not None:
+        doc = load_report(report)
+    else:
+        from .audit import run_audit
+        from .report.json import JsonFormat
+        from .spec import load_spec
+
+        doc = json.loads(JsonFormat().render(run_audit(load_spec(spec), engine=engine)))
+    text = render_markdown(build(doc), doc)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise MlwardenError(f"{out}: cannot write: {e.strerror or e}") from e
+    err.print(f"wrote {out}")
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"mlwarden {__version__}")

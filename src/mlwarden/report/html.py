@@ -130,6 +130,7 @@ def _view(report: Report, lim: Limits) -> dict[str, Any]:
         groups.append({"id": "stage-other", "title": "Other checks", "checks": rest})
 
     stages = [_stage(s, report, ordered, anchors) for s in STAGES]
+    shown_checks = {v.result.id for g in groups for v in g["checks"]}
     status = {s: sum(1 for c in report.checks if c.status == s) for s in ("pass", "fail", "error", "skipped")}
     worst = report.worst()
     return {
@@ -140,7 +141,20 @@ def _view(report: Report, lim: Limits) -> dict[str, Any]:
         "surface": svg.attack_surface(stages), "groups": groups,
         "skipped": [c for c in report.checks if c.status == "skipped"],
         "severities": [s.value for s in Severity],
+        "checklist": _checklist(report, shown_checks),
     }
+
+
+def _checklist(report: Report, shown: set[str]) -> list[dict[str, Any]]:
+    """The ethics checklist's sections, built by :mod:`mlwarden.checklist` from this report."""
+    from ..checklist import SECTIONS, from_report
+
+    views = from_report(report)
+    return [{"letter": letter, "name": name,
+             "items": [{"v": v, "evidence": [{"e": e, "href": f"#check-{e.id}" if e.id in shown else None}
+                                             for e in v.evidence]}
+                       for v in views if v.section == letter]}
+            for letter, name in SECTIONS.items()]
 
 
 def _stage(stage: str, report: Report, ordered: tuple[Finding, ...], anchors: set[str]) -> svg.StageView:

@@ -17,7 +17,7 @@ from mlwarden.sources import datasets
 from mlwarden.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from conftest import write_parquet  # noqa: E402
+from pipelines import write_parquet  # noqa: E402
 from pipelines import make_pipeline  # noqa: E402
 
 CHECK = "data.privacy.pii"

@@ -1,3 +1,4 @@
-"""Checks of bias and fairness: the model's disparities between groups and their intersections."""
+"""fairness.* — bias in the data (representation, base rates, proxies) and in the model's
+decisions (disparities, intersections, counterfactual probes)."""
 
-from . import disparity  # noqa: F401
+from . import counterfactual, data_bias, disparity, proxies  # noqa: F401
