@@ -62,7 +62,8 @@ class Limits:
     max_members: int = 100_000  # per archive
     max_member_bytes: int = 8 << 30  # uncompressed size of one member we would inspect
     max_total_bytes: int = 32 << 30  # uncompressed bytes inspected per top-level file
-    max_ratio: float = 200.0  # compression ratio above which a member is a bomb suspect
+    max_ratio: float = 200.0  # compression ratio above which a member is a bomb suspect …
+    bomb_min_bytes: int = 1 << 30  # … once its output passes this: sparse weights reach 1000:1 legitimately
     max_header_bytes: int = 100 << 20  # safetensors / gguf / json headers
     spool_bytes: int = 16 << 20  # nested members above this spill to a temp file
 

@@ -21,7 +21,6 @@ from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
 
 CHUNK = 1 << 20
-BOMB_MIN_BYTES = 4 << 20  # below this a high ratio is only zeros, not a bomb
 _ZLIB_DECOMPRESS = type(zlib.decompressobj())
 BOMB_REMEDIATION = "Do not open this archive with tools that extract it whole; ask its source for a plain copy."
 
@@ -134,7 +133,7 @@ def spool(
                 _limit(ctx, where, "archive.member_too_large", f"member is larger than {lim.max_member_bytes} bytes uncompressed; the rest is not scanned", written)
                 complete = False
                 break
-            if written > BOMB_MIN_BYTES and written > lim.max_ratio * max(consumed(), 1):
+            if written > lim.bomb_min_bytes and written > lim.max_ratio * max(consumed(), 1):
                 ctx.add(ScanIssue(kind="archive.bomb", severity=Severity.HIGH, where=where,
                                   message=f"decompression bomb: {written} bytes out of {consumed()} compressed "
                                   f"(ratio above {lim.max_ratio:g}); decompression stopped",

@@ -79,17 +79,6 @@ class Replay:
     desync: tuple[str, ...] = ()
 
 
-def contains_marker(stream: BinaryIO, chunk: int = 1 << 20) -> bool:
-    """Cheap pre-check: a joblib array wrapper needs its class name spelled out somewhere."""
-    stream.seek(0)
-    tail = b""
-    while block := stream.read(chunk):
-        if MARKER in tail + block:
-            return True
-        tail = block[-len(MARKER) :]
-    return False
-
-
 class _Reader:
     """Reads opcodes like ``pickle._Unframer``; raw reads bypass the current frame."""
 
@@ -488,18 +477,24 @@ def _dtype_info(dtype: Any) -> tuple[int, bool]:
 
 
 def scan_maybe_joblib(stream: BinaryIO, ctx: ScanContext, where: Where, scan_pickle: Callable[..., None]) -> None:
-    """Scan a pickle stream; when it carries joblib arrays, also check that readers agree."""
-    if contains_marker(stream):
-        ctx.formats[str(where)] = "joblib"
-        stream.seek(0)
-        try:
-            found = replay(stream, None, max_ops=ctx.limits.max_opcodes)
-        except ReplayError:
-            found = None  # the pickle scanner reports the malformed stream itself
-        for why in dict.fromkeys(found.desync if found else ()):
-            ctx.add(ScanIssue(kind="joblib.desync", severity=Severity.HIGH, where=where,
-                              message=f"crafted joblib layout: {why}; joblib.load runs opcodes that a "
-                              "linear scan steps over as array data",
-                              remediation="Do not load this file; genuine joblib.dump output never has this layout."))
-    stream.seek(0)
+    """Scan a pickle stream; when it carries joblib arrays, also check that readers agree.
+
+    The replay runs only when the walker saw a joblib array wrapper imported (a wrapper it
+    could not name is already a high ``pickle.global.unresolved``), so a plain pickle with
+    a multi-GB blob costs one opcode walk, not a second read of every byte."""
     scan_pickle(stream, ctx, where)
+    key = str(where)
+    seen = {g for k, gs in ctx.globals.items() if k == key or k.startswith(key + "!/") for g in gs}
+    if not any(g.endswith(("NumpyArrayWrapper", "NDArrayWrapper")) for g in seen):
+        return
+    ctx.formats[key] = "joblib"
+    stream.seek(0)
+    try:
+        found = replay(stream, None, max_ops=ctx.limits.max_opcodes)
+    except ReplayError:
+        found = None  # the pickle scanner reports the malformed stream itself
+    for why in dict.fromkeys(found.desync if found else ()):
+        ctx.add(ScanIssue(kind="joblib.desync", severity=Severity.HIGH, where=where,
+                          message=f"crafted joblib layout: {why}; joblib.load runs opcodes that a "
+                          "linear scan steps over as array data",
+                          remediation="Do not load this file; genuine joblib.dump output never has this layout."))

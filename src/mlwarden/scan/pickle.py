@@ -32,6 +32,14 @@ _MAX_ITEMS = 256  # symbolic containers keep this many items; the rest is never 
 _P0_STARTS = frozenset(b"(]})cISVNLFKJMXUTGP")
 _JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _DEFERRED = frozenset({"builtins.getattr", "functools.partial"})
+_CALL_OPS = frozenset({"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
+# Allowlisted helpers that call one of their arguments: helper -> index of that argument.
+# Genuine pickles pass a builtin base, or numpy's own constructor, there.
+_CALLS_ITS_ARG = {
+    "copyreg._reconstructor": 1,  # base.__init__(obj, state) unless base is object
+    "numpy.random._pickle.__generator_ctor": 1,  # bit_generator_ctor(bit_generator_name)
+    "numpy.random._pickle.__randomstate_ctor": 1,
+}
 
 
 class Opaque:
@@ -243,7 +251,7 @@ class _Walker:
                     self.issue("pickle.parse_error", Severity.MEDIUM,
                                "empty stream where a pickle was expected", 0)
                 return
-            if not first and not looks_like_pickle(head):
+            if not first and not looks_like_pickle(head, any_start=True):
                 if not expect_trailing_data:
                     self.issue("pickle.trailing_data", Severity.LOW,
                                f"{len(head)}+ bytes after the last pickle are not a pickle",
@@ -495,7 +503,37 @@ class _Walker:
             self.issue("pickle.call.indirect", Severity.MEDIUM,
                        f"{opcode} calls a computed object ({_kind(func)}), not an imported"
                        " global", off, opcode=opcode)
+        elif func.module is not None:
+            self.check_called(func, args, opcode, off)
         return Call(func, args)
+
+    def check_called(self, func: Global, args: Any, opcode: str, off: int) -> None:
+        """An unvetted callable that unpickling *runs* is high, even where importing it is medium.
+
+        Rebuilding an object of an unlisted class needs only its import (NEWOBJ, copyreg's
+        helpers, BUILD); REDUCE, INST and OBJ run the callable with arguments from the
+        file, and that is how third-party resolvers and eval-like helpers are abused.
+        """
+        runs = [(func, f"{opcode} calls {{}}")] if opcode in ("REDUCE", "INST", "OBJ") else []
+        idx = _CALLS_ITS_ARG.get(str(func))
+        if idx is not None and isinstance(args, tuple) and len(args) > idx:
+            runs.append((args[idx], f"{opcode} passes {{}} to {func}, which calls it"))
+        for target, how in runs:
+            if isinstance(target, Global) and target.pending:
+                continue  # settle_pending reports it unless it is used in its narrow safe way
+            if isinstance(target, Global) and target.module is not None:
+                if target.name.startswith("__pyx_unpickle_"):
+                    continue  # Cython's rebuild helper: Class.__new__(type) and set state, no more
+                verdict = self.ctx.policy.classify(target.module, target.name)
+                if verdict.level != "unknown" or verdict.severity.rank >= Severity.HIGH.rank:
+                    continue  # safe, or already reported at high or critical
+                what, hint = str(target), f"; if you trust it, allow it with --allow {target}"
+            else:
+                what, hint = f"a computed object ({_kind(target)})", ""
+            self.issue("pickle.call.unvetted", Severity.HIGH,
+                       f"{how.format(what)}: unpickling runs it with arguments from the file,"
+                       f" and it is not known to be safe{hint}", off, opcode=opcode,
+                       **{"global": what})
 
     def parse_error(self, off: int, why: str, *, stopped: bool = True) -> None:
         sev = Severity.HIGH if self.dangerous_seen else Severity.MEDIUM
@@ -588,43 +626,48 @@ def _joblib_layout(state: Any) -> tuple[int, bool, bool] | None:
     return count * elsize, False, aligned
 
 
-def looks_like_pickle(head: bytes) -> bool:
+def looks_like_pickle(head: bytes, *, any_start: bool = False) -> bool:
     """Whether ``head`` (the first bytes of some content) plausibly starts a pickle.
 
     Every PROTO-headed start (0x80 + protocol 0–5) counts. Protocol 0/1 starts must begin
-    with a typical first opcode and then decode as a stack-consistent run of opcodes to
-    the end of ``head`` (or to STOP), which keeps text files from passing as pickles.
+    with a typical first opcode (any opcode with ``any_start``: after a pickle's STOP the
+    next one may open with FRAME or anything else) and then decode as a stack-consistent
+    run of opcodes to the end of ``head`` (or to STOP), which keeps text files from passing
+    as pickles. A run that breaks off after it imported a global and made a call still
+    counts: the unpickler makes the call before it reaches the corrupt tail.
     """
     if not head:
         return False
     if head[0] == 0x80:
         return len(head) < 2 or head[1] <= 5
-    if head[0] not in _P0_STARTS:
+    if not any_start and head[0] not in _P0_STARTS:
         return False
     f = io.BytesIO(head)
-    depth, marks, n = 0, [], 0
+    depth, marks, n, imported, called = 0, [], 0, False, False
     try:
         for op, _arg, _pos in pickletools.genops(f):
             n += 1
             before, after = op.stack_before, op.stack_after
             if pickletools.markobject in before:
                 if not marks:
-                    return False
+                    return called
                 depth = marks.pop() - before.index(pickletools.markobject)
             else:
                 depth -= len(before)
             if depth < 0:
-                return False
+                return called
             if after[:1] == [pickletools.markobject]:
                 marks.append(depth)
             else:
                 depth += len(after)
+            imported |= op.name in ("GLOBAL", "STACK_GLOBAL", "INST")
+            called |= imported and op.name in _CALL_OPS
             if op.name == "STOP":
                 return n >= 2
     except ValueError:
         # The head ends mid-opcode: fine if what came before was plausible; an error well
-        # before the end is not a pickle.
-        return f.tell() >= len(head) - 1 and n >= 2
+        # before the end is not a pickle unless a call already ran.
+        return (f.tell() >= len(head) - 1 and n >= 2) or called
     return n >= 2
 
 

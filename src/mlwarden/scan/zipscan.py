@@ -140,7 +140,7 @@ def _scan_member(stream: BinaryIO, ctx: ScanContext, where: Where, member: _Memb
                               message=f"stored member declares {e.usize} bytes but holds {e.csize}"))
         _dispatch_checked(raw, ctx, where, e, fmt)
         return
-    if e.usize > 4 << 20 and e.usize > ctx.limits.max_ratio * max(e.csize, 1):
+    if e.usize > ctx.limits.bomb_min_bytes and e.usize > ctx.limits.max_ratio * max(e.csize, 1):
         ctx.add(ScanIssue(kind="archive.bomb", severity=Severity.HIGH, where=where,
                           message=f"declared compression ratio {e.usize / max(e.csize, 1):.0f}:1 "
                           f"({e.usize} bytes from {e.csize}) is above {ctx.limits.max_ratio:g}",
