@@ -1,5 +1,6 @@
 # make demo — create .venv, install mlwarden, run the audit of the embedded demo
 # make test — install the dev extras (and Chromium for the browser test), run the whole suite
+# make lint — mypy over src/ (settings in pyproject.toml) and ruff's error checks over src and tests
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install dev chromium bench clean
+.PHONY: demo test lint install dev chromium bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +36,10 @@ chromium:
 
 test: $(DEVSTAMP) chromium
 	$(BIN)/python -m pytest
+
+lint: $(DEVSTAMP)
+	$(BIN)/mypy
+	$(BIN)/ruff check --select F,E9 src tests
 
 bench: $(DEVSTAMP)
 	$(BIN)/python bench/bench_engines.py

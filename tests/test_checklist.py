@@ -108,8 +108,9 @@ def test_html_report_has_the_checklist_section() -> None:
 
 
 def test_cli_checklist_runs_the_audit_without_a_report(demo_dir: Path, tmp_path: Path) -> None:
-    import mlwarden.checks.fairness.data_bias  # noqa: F401
+    import mlwarden.checks.fairness.base_rates  # noqa: F401
     import mlwarden.checks.fairness.proxies  # noqa: F401
+    import mlwarden.checks.fairness.representation  # noqa: F401
 
     out = tmp_path / "c.md"
     assert main(["checklist", str(demo_dir / "mlwarden.yaml"), "--out", str(out)]) == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import cast
 
 from . import __version__
 from .engine import make_engine
@@ -77,7 +78,9 @@ def _finish(check: Check, ctx: AuditContext, folded: Folded | None) -> CheckResu
         return CheckResult(id=check.id, title=check.title, status="error", duration_s=spent,
                            message=folded.state.message)
     try:
-        outcome: Outcome = check.finalize(folded.state, ctx) if folded is not None else check.run(ctx)
+        # only fold checks are folded, so a Folded result means ``check`` is a FoldCheck
+        outcome: Outcome = (cast(FoldCheck, check).finalize(folded.state, ctx) if folded is not None
+                            else check.run(ctx))
     except Skip as e:
         return CheckResult(id=check.id, title=check.title, status="skipped", message=str(e))
     except MlwardenError:

@@ -420,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         err.print("aborted")
         return 130
     except (click.ClickException, typer.TyperException) as e:  # usage errors; typer vendors click
-        e.show(file=sys.stderr)
+        # typer's vendored ClickException subclasses TyperException and has show(); the bare base has not
+        if hasattr(e, "show"):
+            e.show(file=sys.stderr)
+        else:
+            print(f"mlwarden: error: {e}", file=sys.stderr)
         return 2
     except MlwardenError as e:
         print(f"mlwarden: error: {e}", file=sys.stderr)

@@ -135,7 +135,7 @@ def _restricted_resolvers(policy: Policy, p: str) -> dict[str, Any]:
             if not (isinstance(state, tuple) and state and is_safe(state[0])):
                 raise UnsafeArtifactError(f"{p}: refuses to load a functools.partial whose"
                                           " state swaps in a function not known to be safe")
-            super().__setstate__(state)
+            super().__setstate__(state)  # type: ignore[misc]  # typeshed omits partial.__setstate__; CPython has it
 
     return {"builtins.getattr": safe_getattr, "functools.partial": SafePartial}
 
@@ -178,7 +178,9 @@ def _load_torch_zip(p: Path, policy: Policy) -> Any:
                                   " checkpoint mlwarden can load")
             for name in names:
                 with zf.open(name) as member:
-                    scan_pickle(io.BufferedReader(member), ctx, Where(path=str(p)).child(name))
+                    # typeshed types zf.open() as IO[bytes]; it is a ZipExtFile, a readable BufferedIOBase
+                    scan_pickle(io.BufferedReader(member), ctx,  # type: ignore[type-var]
+                                Where(path=str(p)).child(name))
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise SourceError(f"{p}: cannot read the zip checkpoint ({e}); it is corrupt") from e
     _refuse_on(ctx, p)

@@ -118,7 +118,8 @@ def _view(report: Report, lim: Limits) -> dict[str, Any]:
             continue
         anchors.add(f.id)
 
-    groups, placed = [], set()
+    groups: list[dict[str, Any]] = []
+    placed: set[str] = set()
     for stage in STAGES:
         if stage in report.stages:
             ids = [i for i in report.stages[stage] if i in views and i not in placed]

@@ -12,6 +12,7 @@ SCHEMA = "mlwarden.report/1"
 
 
 def report_dict(report: Report) -> dict[str, Any]:
+    worst = report.worst()
     return {
         "schema": SCHEMA,
         "tool": {"name": "mlwarden", "version": report.tool_version},
@@ -19,7 +20,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "started_at": report.started_at,
         "duration_s": round(report.duration_s, 6),
         "engine": report.engine,
-        "summary": {"counts": report.counts(), "worst": report.worst().value if report.worst() else None},
+        "summary": {"counts": report.counts(), "worst": worst.value if worst else None},
         "checks": [c.to_dict() for c in report.checks],
         "findings": [f.to_dict() for f in report.findings],
     }

@@ -15,7 +15,7 @@ import lzma
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
@@ -55,6 +55,11 @@ class Window(io.RawIOBase):
         buffer[: len(data)] = data
         self.pos += len(data)
         return len(data)
+
+
+def window(base: BinaryIO, start: int, end: int) -> BinaryIO:
+    """A :class:`Window` typed as the binary stream every scanner takes."""
+    return cast(BinaryIO, Window(base, start, end))
 
 
 class Decoder:

@@ -358,7 +358,7 @@ _PUSH_ARG = frozenset(
     " SHORT_BINBYTES BINBYTES8 BYTEARRAY8 UNICODE SHORT_BINUNICODE BINUNICODE BINUNICODE8"
     " FLOAT BINFLOAT".split()
 )
-_PUSH_CONST = {
+_PUSH_CONST: dict[str, Callable[[], object]] = {
     "NONE": lambda: None,
     "NEWTRUE": lambda: True,
     "NEWFALSE": lambda: False,

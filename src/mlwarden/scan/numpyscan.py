@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
-from .compressed import Window
+from .compressed import window
 
 _MAX_HEADER = 1 << 20  # numpy itself refuses headers over 10 kB unless told otherwise
 
@@ -48,7 +48,7 @@ def scan_npy(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
         ctx.add(ScanIssue(kind="numpy.object_array", severity=Severity.LOW, where=where,
                           message="object array: numpy.load(allow_pickle=True) unpickles its payload (scanned)",
                           remediation="Save numeric arrays instead of object arrays; load with allow_pickle=False."))
-        scan_pickle(Window(stream, offset, size), ctx, where)
+        scan_pickle(window(stream, offset, size), ctx, where)
         return
     count = 1
     for dim in header["shape"]:

@@ -521,7 +521,7 @@ class _Walker:
         for target, how in runs:
             if isinstance(target, Global) and target.pending:
                 continue  # settle_pending reports it unless it is used in its narrow safe way
-            if isinstance(target, Global) and target.module is not None:
+            if isinstance(target, Global) and target.module is not None and target.name is not None:
                 if target.name.startswith("__pyx_unpickle_"):
                     continue  # Cython's rebuild helper: Class.__new__(type) and set state, no more
                 verdict = self.ctx.policy.classify(target.module, target.name)
@@ -643,7 +643,8 @@ def looks_like_pickle(head: bytes, *, any_start: bool = False) -> bool:
     if not any_start and head[0] not in _P0_STARTS:
         return False
     f = io.BytesIO(head)
-    depth, marks, n, imported, called = 0, [], 0, False, False
+    marks: list[int] = []
+    depth, n, imported, called = 0, 0, False, False
     try:
         for op, _arg, _pos in pickletools.genops(f):
             n += 1

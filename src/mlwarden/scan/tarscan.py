@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
-from .compressed import Window
+from .compressed import window
 from .torchscan import LEGACY_TAR_MEMBERS, scan_first_pickle
 from .ziputil import member_name_problem
 
@@ -59,13 +59,13 @@ def scan_tar(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
         if end > size:
             ctx.add(ScanIssue(kind="tar.truncated", severity=Severity.MEDIUM, where=child,
                               message=f"member claims {info.size} bytes but the archive ends first"))
-        window = Window(stream, info.offset_data, min(end, size))
+        member = window(stream, info.offset_data, min(end, size))
         base = info.name.rsplit("/", 1)[-1]
         if legacy and base in ("storages", "tensors"):
             ctx.formats[str(child)] = "pytorch-legacy-records"
-            scan_first_pickle(window, ctx, child)
+            scan_first_pickle(member, ctx, child)
         else:
-            dispatch(window, ctx, child, info.name)
+            dispatch(member, ctx, child, info.name)
 
 
 def _check_member(ctx: ScanContext, where: Where, info: tarfile.TarInfo) -> None:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
-from .compressed import Window
+from .compressed import window
 
 _TENSOR_BLOB = re.compile(r"(^|/)data/\d+$")
 _LEGACY_PICKLES = ("magic number", "protocol version", "sys_info", "model", "storage keys")
@@ -91,10 +91,10 @@ def scan_torch_legacy(stream: BinaryIO, ctx: ScanContext, where: Where, name: st
             ctx.add(ScanIssue(kind="torch.legacy_parse_error", severity=Severity.MEDIUM, where=where, offset=pos,
                               message=f"the {label} pickle of a legacy PyTorch file does not parse: {exc}",
                               remediation="Re-save the checkpoint with a current torch.save from trusted code."))
-            scan_pickle(Window(stream, pos, size), ctx, where, expect_trailing_data=True)
+            scan_pickle(window(stream, pos, size), ctx, where, expect_trailing_data=True)
             return
         end = stream.tell()
-        scan_pickle(Window(stream, pos, end), ctx, where)
+        scan_pickle(window(stream, pos, end), ctx, where)
         pos = end
 
 
@@ -115,7 +115,7 @@ def scan_first_pickle(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
         end = stream.tell()
     except ReplayError:
         end = size
-    scan_pickle(Window(stream, 0, end), ctx, where)
+    scan_pickle(window(stream, 0, end), ctx, where)
     if end < size:
         ctx.add(ScanIssue(kind="torch.legacy_tar_records", severity=Severity.LOW, where=where,
                           message=f"{size - end} bytes of legacy storage records after the first pickle are not inspected",

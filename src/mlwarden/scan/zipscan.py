@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
-from .compressed import Decoder, Window, spool
+from .compressed import Decoder, window, spool
 from .detect import HEAD_BYTES, sniff
 from .ziputil import ZipEntry, member_name_problem, read_central, walk_local
 
@@ -127,7 +127,7 @@ def _check_names(ctx: ScanContext, where: Where, members: list[_Member]) -> None
 
 def _scan_member(stream: BinaryIO, ctx: ScanContext, where: Where, member: _Member, fmt: str) -> None:
     e = member.entry
-    raw = Window(stream, member.data_offset, member.data_offset + e.csize)
+    raw = window(stream, member.data_offset, member.data_offset + e.csize)
     kind = _METHODS.get(e.method)
     if kind is None:
         ctx.add(ScanIssue(kind="zip.unsupported_method", severity=Severity.MEDIUM, where=where,
@@ -147,8 +147,8 @@ def _scan_member(stream: BinaryIO, ctx: ScanContext, where: Where, member: _Memb
                           detail={"compressed": e.csize, "uncompressed": e.usize}))
     props = b""
     if kind == "zip-lzma":  # 2 bytes version, 2 bytes properties size, then the properties
-        head = raw.read(4)
-        plen = struct.unpack("<H", head[2:4])[0] if len(head) == 4 else 0
+        lzma_head = raw.read(4)
+        plen = struct.unpack("<H", lzma_head[2:4])[0] if len(lzma_head) == 4 else 0
         props = raw.read(plen)
     decoder = Decoder(raw.read, kind, props)
     chunks = decoder.chunks()

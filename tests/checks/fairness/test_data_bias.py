@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import mlwarden.checks.fairness.data_bias as data_bias  # noqa: F401  (registers the checks)
+import mlwarden.checks.fairness.base_rates  # noqa: F401  (registers the check)
+import mlwarden.checks.fairness.representation  # noqa: F401  (registers the check)
 from mlwarden.audit import run_audit
-from mlwarden.checks.fairness.data_bias import newcombe, wilson
+from mlwarden.fairness.stats import newcombe, wilson
 from mlwarden.sources import datasets
 from mlwarden.spec import load_spec
 

@@ -6,9 +6,8 @@ import pyarrow as pa
 import pytest
 
 from mlwarden.checks.privacy import detectors
-from mlwarden.checks.privacy.detectors import (
-    card_brand, iban_mod97, is_name_column, is_ssn_column, luhn, scan_integers, scan_strings, valid_ssn,
-)
+from mlwarden.checks.privacy.detectors import is_name_column, is_ssn_column, scan_integers, scan_strings
+from mlwarden.checks.privacy.validators import card_brand, iban_mod97, luhn, valid_ssn
 
 POSITIVE = [
     ("user0@example.com", "email"),

@@ -14,7 +14,8 @@ from .families import FAMILIES, group
 def _scan_once(ctx: AuditContext) -> dict[str, tuple[list, dict]]:
     if "artifact.scan" not in ctx.cache:
         spec = ctx.spec
-        targets = ([spec.artifact()] if spec.artifact() else []) + [spec.resolve(p) for p in spec.code]
+        artifact = spec.artifact()
+        targets = ([artifact] if artifact else []) + [spec.resolve(p) for p in spec.code]
         allow = spec.model.allow if spec.model else []
         scans = scan_paths(targets, policy=Policy(allow=allow))
         ctx.cache["artifact.scan"] = group(scans, spec.display)

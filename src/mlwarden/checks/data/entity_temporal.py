@@ -228,7 +228,9 @@ class TemporalLeakage(FoldCheck):
         self.kind = time_kind(train.schema, spec.data.time) if train and spec.data.time in train.columns else "other"
 
     def columns(self, split: str) -> list[str]:
-        cols = [self.spec.data.time]
+        time = self.spec.data.time
+        assert time is not None  # needs "time"
+        cols = [time]
         if self.spec.data.id and self.spec.data.id in self.sources.columns(split):
             cols.append(self.spec.data.id)
         return cols

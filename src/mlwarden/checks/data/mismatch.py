@@ -152,10 +152,13 @@ class LabelMismatch(_Mismatch):
     references = REFS
 
     def targets(self) -> list[str]:
-        return [self.spec.data.label]
+        label = self.spec.data.label
+        assert label is not None  # needs "label"
+        return [label]
 
     def finalize(self, state: MismatchState, ctx: AuditContext) -> Outcome:
         label = self.spec.data.label
+        assert label is not None  # needs "label"
         present = [s for s in ("test", "feedback") if s in ctx.sources.datasets and label in ctx.sources.columns(s)]
         if not present:
             raise Skip("needs data.test or data.feedback with the label column")

@@ -86,7 +86,7 @@ def _other(arr: pa.Array) -> np.ndarray:
     h = uniques.astype(np.uint64)[codes] if len(uniques) else np.zeros(len(arr), dtype=np.uint64)
     missing = np.asarray(arr.is_null(), dtype=bool)
     with np.errstate(over="ignore"):
-        return np.where(missing, _mix(_TAG_MISSING * _GOLDEN), h)
+        return np.where(missing, _mix(np.asarray(_TAG_MISSING * _GOLDEN)), h)
 
 
 def column_hash(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -162,7 +162,9 @@ class TargetLeakage(FoldCheck):
                 self.kinds[fld.name] = "cat"
 
     def columns(self, split: str) -> list[str]:
-        return sorted(self.kinds) + [self.spec.data.label]
+        label = self.spec.data.label
+        assert label is not None  # needs "label"
+        return sorted(self.kinds) + [label]
 
     def init(self) -> TargetState:
         return TargetState()

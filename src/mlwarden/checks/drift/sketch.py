@@ -194,6 +194,7 @@ def grid(a: NumericSketch, b: NumericSketch) -> Grid:
     level = max(a.level if not a.exact else 0, b.level if not b.exact else 0)
     ha, hb = a.histogram(level), b.histogram(level)
     ha, hb = ha.histogram(hb.level), hb.histogram(ha.level)  # an exact side may have had to coarsen further
+    assert ha.mins is not None and ha.maxs is not None and hb.mins is not None and hb.maxs is not None
     keys = np.union1d(ha.keys, hb.keys)
     ca, cb = _place(keys, ha.keys, ha.counts), _place(keys, hb.keys, hb.counts)
     mina, maxa = _place(keys, ha.keys, ha.mins, np.nan), _place(keys, ha.keys, ha.maxs, np.nan)

@@ -31,12 +31,13 @@ import pyarrow as pa
 from ...errors import MlwardenError
 from ...fairness.groups import MISSING, group_codes
 from ...fairness.predict import Predictor
+from ...fairness.stats import wilson, z_of
 from ...findings import Location, Severity
 from ...registry import AuditContext, Check, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import SAMPLE_IDS, py, row_ids
-from .data_bias import wilson, z_of
-from .proxies import BinFold, bin_value, proxy_severity, table
+from .bins import bin_value, table
+from .proxies import BinFold, proxy_severity
 
 MAX_PROXIES = 5
 MAX_TARGETS = 10

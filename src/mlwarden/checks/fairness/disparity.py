@@ -62,7 +62,9 @@ class _GroupFold(FoldCheck):
 
     def columns(self, split: str) -> list[str] | None:
         if self.unusable:
-            return [self.spec.data.label]
+            label = self.spec.data.label
+            assert label is not None  # needs "label"
+            return [label]
         cols = self.sources.columns(split)
         need = {self.spec.data.label, *self.attrs, *self.predictor.columns(cols)}
         return sorted(c for c in need if c in cols)
@@ -122,7 +124,8 @@ class _GroupFold(FoldCheck):
         sums = np.stack([state.score_sums[k] for k in keys]) / FIXED_POINT if state.scored else None
         fz = self.spec.fairness
         index = {s.name: s for s in sets}
-        membership, slices = [], {}
+        membership: list[Any] = []
+        slices: dict[str, slice] = {}
         for s in sets:
             start = len(membership)
             for values in s.members(keys):

@@ -159,7 +159,9 @@ class ConflictingLabels(FoldCheck):
         cols = set(self.train_features if split == "train" else self.union_features)
         if split == "train":
             cols |= set(self.union_features)
-        cols |= {self.spec.data.label} | ({self.spec.data.id} & set(self.sources.columns(split)) - {None})
+        label = self.spec.data.label
+        assert label is not None  # needs "label"
+        cols |= {label} | {c for c in {self.spec.data.id} & set(self.sources.columns(split)) if c is not None}
         return sorted(cols)
 
     def init(self) -> ConflictState:
@@ -234,7 +236,8 @@ class ConflictingLabels(FoldCheck):
         # sample groups: those whose first row comes first
         first_ord = np.minimum.reduceat(ords, start) if start.size else ords
         gs = group_starts[np.argsort(first_ord[np.searchsorted(start, group_starts)], kind="stable")][:SAMPLE_GROUPS]
-        groups, sample = [], []
+        groups: list[dict[str, Any]] = []
+        sample: list[Any] = []
         for s in gs.tolist():
             e = s + int(nlab[np.searchsorted(start, s)])
             members = sorted(range(s, e), key=lambda i: int(ords[i]))

@@ -100,18 +100,21 @@ class LabelIssues(FoldCheck):
         self.ignored = sorted(set(feature_columns(spec, sources, ("train",))) - set(self.features))
 
     def columns(self, split: str) -> list[str]:
-        idcol = self.spec.data.id
-        return sorted(set(self.features) | {self.spec.data.label} | ({idcol} - {None}))
+        idcol, label = self.spec.data.id, self.spec.data.label
+        assert label is not None  # needs "label"
+        return sorted(set(self.features) | {label} | ({idcol} if idcol is not None else set()))
 
     def init(self) -> SampleState:
         return SampleState()
 
     def update(self, state: SampleState, batch: Batch) -> SampleState:
         rb = batch.data
+        label = self.spec.data.label
+        assert label is not None  # needs "label"
         state.rows += rb.num_rows
         ords = np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
         with np.errstate(over="ignore"):
-            prio = _mix(row_hashes(rb, self.features + [self.spec.data.label])
+            prio = _mix(row_hashes(rb, self.features + [label])
                         ^ (ords.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
         t = pa.Table.from_batches([rb]).append_column(_ORD, pa.array(ords)).append_column(_PRIO, pa.array(prio))
         self._add(state, [t])

@@ -4,7 +4,8 @@ Each detector is a permissive RE2 pattern that ``pyarrow.compute`` runs over a w
 column (vectorized, no Python per row), a strict Python pattern that runs only on the
 candidate rows, and a validator with the rules a regular expression can't express: the
 Luhn checksum and issuer prefixes of card numbers, the mod-97 check of IBANs, the
-unassigned SSN ranges, the digit count of phone numbers, octet ranges of IPv4.
+unassigned SSN ranges, the digit count of phone numbers, octet ranges of IPv4 (the
+validators and redactors live in :mod:`.validators`).
 
 Nothing here keeps a raw value: the scanners return counts, row positions and *redacted*
 examples (at most the last 4 digits of a number; an email keeps its first letters and its
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from .validators import (IIN, card_brand, leading_iban, mask_digits, redact_email, redact_iban, redact_ip,
+                         redact_name, valid_card, valid_ssn)
 
 KINDS = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "names")
 HIGH_RISK = frozenset({"us_ssn", "credit_card", "iban"})
@@ -48,130 +52,6 @@ def is_ssn_column(name: str) -> bool:
 def is_name_column(name: str) -> bool:
     return bool(_NAME_COLUMN.match(snake(name)))
 
-
-# --- validators and redactors ------------------------------------------------------------
-
-def luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-# (first digits low, high, how many leading digits, valid lengths, brand)
-_IIN: tuple[tuple[int, int, int, tuple[int, ...], str], ...] = (
-    (4, 4, 1, (13, 16, 19), "visa"),
-    (51, 55, 2, (16,), "mastercard"),
-    (2221, 2720, 4, (16,), "mastercard"),
-    (34, 34, 2, (15,), "amex"),
-    (37, 37, 2, (15,), "amex"),
-    (6011, 6011, 4, (16, 17, 18, 19), "discover"),
-    (644, 649, 3, (16, 17, 18, 19), "discover"),
-    (65, 65, 2, (16, 17, 18, 19), "discover"),
-    (300, 305, 3, (14, 15, 16, 17, 18, 19), "diners"),
-    (36, 36, 2, (14, 15, 16, 17, 18, 19), "diners"),
-    (38, 39, 2, (16, 17, 18, 19), "diners"),
-    (3528, 3589, 4, (16, 17, 18, 19), "jcb"),
-    (62, 62, 2, (16, 17, 18, 19), "unionpay"),
-    (2200, 2204, 4, (16, 17, 18, 19), "mir"),
-    (5018, 5018, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-    (5020, 5020, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-    (5038, 5038, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-    (5893, 5893, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-    (6304, 6304, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-    (6759, 6759, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-    (6761, 6763, 4, (13, 14, 15, 16, 17, 18, 19), "maestro"),
-)
-
-
-def card_brand(digits: str) -> str | None:
-    """The card network whose issuer prefix and length ``digits`` fit, else None."""
-    for lo, hi, n, lengths, brand in _IIN:
-        if len(digits) in lengths and lo <= int(digits[:n]) <= hi:
-            return brand
-    return None
-
-
-def valid_card(text: str) -> bool:
-    seps = {c for c in text if not c.isdigit()}
-    digits = re.sub(r"\D", "", text)
-    return len(seps) <= 1 and 13 <= len(digits) <= 19 and card_brand(digits) is not None and luhn(digits)
-
-
-def valid_ssn(area: int, group: int, serial: int) -> bool:
-    return area != 0 and area != 666 and area < 900 and group != 0 and serial != 0
-
-
-_IBAN_LENGTH = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
-    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
-    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
-    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
-    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
-    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
-}
-
-
-def iban_mod97(iban: str) -> bool:
-    moved = iban[4:] + iban[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
-
-
-def _iban(text: str) -> str | None:
-    """The IBAN at the start of ``text`` (its country's length, cut at a group edge), if valid."""
-    need = _IBAN_LENGTH.get(text[:2])
-    if need is None:
-        return None
-    compact, i = [], 0
-    while i < len(text) and len(compact) < need:
-        if text[i] != " ":
-            compact.append(text[i])
-        i += 1
-    if len(compact) < need or (i < len(text) and text[i] != " "):
-        return None
-    iban = "".join(compact)
-    return iban if iban_mod97(iban) else None
-
-
-def _mask_digits(text: str, keep: int = 4) -> str:
-    """Every digit but the last ``keep`` becomes ``*``; separators stay."""
-    total = sum(c.isdigit() for c in text)
-    out, seen = [], 0
-    for c in text:
-        if c.isdigit():
-            seen += 1
-            out.append(c if seen > total - keep else "*")
-        else:
-            out.append(c if c in " -.()+" else "*")
-    return "".join(out)
-
-
-def redact_email(text: str) -> str:
-    local, _, domain = text.partition("@")
-    host, _, tld = domain.rpartition(".")
-    return f"{local[:1]}***@{host[:1]}{'*' * max(len(host) - 1, 1)}.{tld.lower()}"
-
-
-def redact_ip(text: str) -> str:
-    if ":" in text:
-        return text.split(":", 1)[0] + ":****:…"
-    return text.split(".", 1)[0] + ".*.*.*"
-
-
-def redact_iban(text: str) -> str:
-    return f"{text[:2]}{'*' * (len(text) - 6)}{text[-4:]}"
-
-
-def redact_name(text: str) -> str:
-    return " ".join(w[:1] + "***" for w in text.split())
-
-
-# --- detectors --------------------------------------------------------------------------
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _PHONE = re.compile(r"""
@@ -244,7 +124,7 @@ def _cards(text: str) -> Iterator[Span]:
 def _ibans(text: str) -> Iterator[Span]:
     pos = 0
     while (m := _IBAN.search(text, pos)) is not None:
-        found = _iban(text[m.start():])
+        found = leading_iban(text[m.start():])
         if found:
             end = m.start() + _raw_length(text[m.start():], len(found))
             yield m.start(), end, found
@@ -299,7 +179,7 @@ def _cards_vec(values: pa.Array) -> np.ndarray:
     num = np.asarray(pc.cast(digits, pa.uint64()).to_numpy(zero_copy_only=False), dtype=np.uint64)
     lead4 = np.asarray(pc.cast(pc.utf8_slice_codeunits(digits, 0, 4), pa.int64()).to_numpy(zero_copy_only=False))
     brand = np.zeros(len(values), dtype=bool)
-    for lo, hi, k, lengths, _ in _IIN:
+    for lo, hi, k, lengths, _ in IIN:
         lead = lead4 // 10 ** (4 - k)
         brand |= np.isin(n, lengths) & (lead >= lo) & (lead <= hi)
     return brand & _luhn_vec(num)
@@ -327,14 +207,14 @@ DETECTORS: tuple[Detector, ...] = (
              _anchored(r"[A-Za-z0-9][A-Za-z0-9_%+\-]*(?:\.[A-Za-z0-9_%+\-]+)*@"
                        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}")),
     Detector("iban", r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}", _ibans, redact_iban),
-    Detector("credit_card", r"\d(?:[ \-]?\d){12}", _cards, _mask_digits,
+    Detector("credit_card", r"\d(?:[ \-]?\d){12}", _cards, mask_digits,
              _anchored(r"\d(?: ?\d){12,18}", r"\d(?:-?\d){12,18}"), _cards_vec),
     Detector("us_ssn", r"\d{3}[\- ]\d{2}[\- ]\d{4}", _ssns(_SSN), lambda s: "***-**-" + s[-4:],
              _anchored(f"{_AREA}-{_GROUP}-{_SERIAL}", f"{_AREA} {_GROUP} {_SERIAL}")),
     Detector("ip_address", r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|::|(?:[0-9A-Fa-f]{1,4}:){6}", _ips, redact_ip,
              _anchored(rf"{_RE2_OCTET}(?:\.{_RE2_OCTET}){{3}}")),
     Detector("phone", r"\+[1-9]|(?:\(\d{3}\) ?|\d{3}[.\- ])\d{3}[.\- ]\d{4}|(?:^|[^\w.+\-/:])\(?0\d{1,4}\)?[ .\-]\d{2}",
-             _phones_spans, _mask_digits,
+             _phones_spans, mask_digits,
              _anchored(r"\+[1-9]\d{0,2}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{1,5}){1,5}",
                        r"\([2-9]\d{2}\) ?[2-9]\d{2}[.\- ]\d{4}",
                        *(rf"[2-9]\d{{2}}{sep}[2-9]\d{{2}}{sep}\d{{4}}" for sep in (r"\-", r"\.", " "))),
@@ -458,7 +338,7 @@ def scan_integers(arr: pa.Array, *, ssn_column: bool = False) -> dict[str, Hits]
         rows = [int(i) for i in ok if card_brand(str(v[i]))]
         if rows:
             out["credit_card"] = Hits(np.array(rows, np.int64), np.ones(len(rows), np.int64),
-                                      [_mask_digits(str(v[i])) for i in rows[:EXAMPLES]])
+                                      [mask_digits(str(v[i])) for i in rows[:EXAMPLES]])
     if ssn_column:
         area, group, serial = v // 10**6, (v // 10**4) % 100, v % 10**4
         good = (v > 0) & (v < 10**9) & (area != 0) & (area != 666) & (area < 900) & (group != 0) & (serial != 0)

@@ -273,9 +273,9 @@ class KAnonymity(FoldCheck):
         id_column = self.spec.data.id if self.spec.data.id in self.sources.columns(split) else "(row number)"
         if m.get("over_budget"):
             bound = m["share_k_lt_5_at_least"]
-            severity = max(severity_for(bound) or Severity.MEDIUM, Severity.MEDIUM, key=lambda s: s.rank)
+            at_least = max(severity_for(bound) or Severity.MEDIUM, Severity.MEDIUM, key=lambda s: s.rank)
             return self.finding(
-                key=(split, "over-budget"), severity=severity,
+                key=(split, "over-budget"), severity=at_least,
                 title=f"data.{split}: more than {MAX_CLASSES:,} distinct quasi-identifier combinations; "
                       "k not computed exactly",
                 description=(f"The quasi-identifiers {', '.join(qis)} take more than {MAX_CLASSES:,} distinct "

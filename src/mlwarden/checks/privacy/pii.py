@@ -147,7 +147,7 @@ class Pii(FoldCheck):
             sample = [rid if use_ids else ordinal for ordinal, rid, _ in entry["samples"]]
             examples = list(dict.fromkeys(ex for _, _, ex in entry["samples"]))[:SHOWN_EXAMPLES]
             findings.append(self._finding(split, col, kind, entry, n, share, sample, examples,
-                                          idcol if use_ids else "(row number)"))
+                                          idcol if use_ids and idcol is not None else "(row number)"))
         by_kind = {k: sum(f["rows"] for f in found if f["kind"] == k) for k in KINDS}
         metrics = {"rows": dict(sorted(state["rows"].items())),
                    "columns_scanned": {s: len(c) for s, c in sorted(self.scan.items())},

@@ -148,7 +148,8 @@ def _where(check: FoldCheck, split: str) -> str:  # noqa: D103
 
 
 def _missing(self: ColumnHealth, state: dict) -> Outcome:
-    findings, table = [], {}
+    findings: list[Any] = []
+    table: dict[str, Any] = {}
     for (split, col), p in sorted(state.items()):
         missing = p.nulls + sum(p.markers.values())
         share = missing / p.rows if p.rows else 0.0
@@ -182,7 +183,8 @@ def _missing(self: ColumnHealth, state: dict) -> Outcome:
 
 
 def _constant(self: ColumnHealth, state: dict) -> Outcome:
-    findings, metrics = [], {"high_cardinality": []}
+    findings: list[Any] = []
+    metrics: dict[str, Any] = {"high_cardinality": []}
     for (split, col), p in sorted(state.items()):
         if split != "train":
             continue

@@ -90,7 +90,8 @@ class OutOfRange(FoldCheck):
         return a
 
     def finalize(self, state: dict, ctx: AuditContext) -> Outcome:
-        findings, metrics = [], {}
+        findings: list[Any] = []
+        metrics: dict[str, Any] = {}
         for (split, col), e in sorted(state.items()):
             metrics.setdefault(split, {})[col] = {k: e[k] for k in ("rows", "bad", "kinds", "min", "max")}
             if not e["bad"]:

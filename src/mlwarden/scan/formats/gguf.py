@@ -10,7 +10,7 @@ against the file before anything is read; strings we do not need are skipped by 
 from __future__ import annotations
 
 import struct
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import jinja2
 from jinja2 import nodes
@@ -262,7 +262,7 @@ _RISKY_NAMES = {"cycler", "joiner", "lipsum", "self", "config", "request", "url_
 class _GenerationTag(Extension):
     """Parses transformers' ``{% generation %}`` block, so real templates using it parse."""
 
-    tags: ClassVar[set[str]] = {"generation"}
+    tags = {"generation"}
 
     def parse(self, parser: Any) -> nodes.Node:
         lineno = next(parser.stream).lineno

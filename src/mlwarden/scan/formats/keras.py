@@ -105,7 +105,8 @@ def _walk(node: Any, path: str, ctx: ScanContext, where: Where, depth: int) -> N
         return
     class_name = node.get("class_name")
     if isinstance(class_name, str):
-        config = node.get("config") if isinstance(node.get("config"), dict) else {}
+        raw = node.get("config")
+        config: dict[str, Any] = raw if isinstance(raw, dict) else {}
         name = config.get("name", class_name) if isinstance(config, dict) else class_name
         here = f"{path}/{name}" if path else str(name)
         _check_object(node, class_name, config, here, ctx, where)
