@@ -13,7 +13,6 @@ import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -411,15 +410,15 @@ def _root(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one place that turns errors into exit codes and one-line messages."""
     try:
-        # in non-standalone mode click returns typer.Exit's code instead of raising it
+        # in non-standalone mode typer returns typer.Exit's code instead of raising it
         code = app(args=argv, prog_name="mlwarden", standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except (click.exceptions.Exit, typer.Exit) as e:
+    except typer.Exit as e:
         return e.exit_code
-    except (click.exceptions.Abort, typer.Abort):
+    except typer.Abort:
         err.print("aborted")
         return 130
-    except (click.ClickException, typer.TyperException) as e:  # usage errors; typer vendors click
+    except typer.TyperException as e:  # usage errors (typer vendors click: no click import here)
         # typer's vendored ClickException subclasses TyperException and has show(); the bare base has not
         if hasattr(e, "show"):
             e.show(file=sys.stderr)

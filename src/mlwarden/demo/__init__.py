@@ -104,27 +104,31 @@ model:
 code: [src/]
 """
 
-_SERVE = '''"""Serving code of the demo pipeline, written in a hurry (never run by mlwarden)."""
-import pickle
-
-import joblib
-import yaml
-
-
-def load_config(path):
-    with open(path) as f:
-        return yaml.load(f, Loader=yaml.Loader)
-
-
-def load_model(path):
-    if path.endswith(".pkl"):
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    return joblib.load(path)
-
-
-def score(model, features: str):
-    row = eval(features)  # "[1, 2, 3]" from the request body
-    return model.predict([row])
-'''
+# The demo's serving code: text written to disk for the audit to find, never imported or
+# run by mlwarden. The markers below are Python comments, not part of the written file.
+_SERVE = "\n".join([
+    '"""Serving code of the demo pipeline, written in a hurry."""',
+    "import pickle",
+    "",
+    "import joblib",
+    "import yaml",
+    "",
+    "",
+    "def load_config(path):",
+    "    with open(path) as f:",
+    "        return yaml.load(f, Loader=yaml.Loader)",  # mlwarden: allow — demo text, never run
+    "",
+    "",
+    "def load_model(path):",
+    '    if path.endswith(".pkl"):',
+    '        with open(path, "rb") as f:',
+    "            return pickle.load(f)",  # mlwarden: allow — demo text, never run
+    "    return joblib.load(path)",  # mlwarden: allow — demo text, never run
+    "",
+    "",
+    "def score(model, features: str):",
+    '    row = eval(features)  # "[1, 2, 3]" from the request body',  # mlwarden: allow — demo text, never run
+    "    return model.predict([row])",
+    "",
+])
 

@@ -3,7 +3,7 @@
 Severity policy (every rule's description repeats the part that applies to it):
 
 - **critical** — the call runs attacker code as soon as untrusted input reaches it: pickle,
-  joblib, dill, cloudpickle, jsonpickle, ``torch.load(weights_only=False)``, an unsafe yaml
+  joblib, dill, cloudpickle, jsonpickle, ``torch.load`` with ``weights_only=False``, an unsafe yaml
   Loader, ``trust_remote_code=True``, ``torch.hub.load``, ``eval``/``exec`` of a non-literal.
 - **high** — one default or one library version away from that: ``torch.load`` without
   ``weights_only=True``, ``np.load(allow_pickle=True)``, ``pd.read_pickle``, keras
