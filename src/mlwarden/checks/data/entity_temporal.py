@@ -25,6 +25,7 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, row_ids
+from .leakage import SHARE_SCALE
 from .rowhash import column_hash
 
 SAMPLE_IDS = 20
@@ -32,7 +33,7 @@ START_QUANTILE = 0.10
 """The test period starts at this quantile of test times, so a few stray early rows don't stretch it."""
 REFS = ("OWASP-ML08", "AML.T0059", "NIST-MEASURE")
 
-_ENTITY_SCALE = [(0.10, Severity.CRITICAL), (0.02, Severity.HIGH), (0.005, Severity.MEDIUM), (0.0, Severity.LOW)]
+_ENTITY_SCALE = SHARE_SCALE["test"]  # an entity in both splits leaks like a copied row
 _TRAIN_LATE_SCALE = [(0.10, Severity.CRITICAL), (0.01, Severity.HIGH), (0.0, Severity.MEDIUM)]
 _TEST_EARLY_SCALE = [(0.5, Severity.MEDIUM), (0.0, Severity.LOW)]
 

@@ -23,7 +23,7 @@ SAMPLE_IDS = 20
 
 # (share threshold, severity), first match wins; per split because a duplicate means
 # something different in each.
-_SCALE: dict[str, list[tuple[float, Severity]]] = {
+SHARE_SCALE: dict[str, list[tuple[float, Severity]]] = {
     "test": [(0.10, Severity.CRITICAL), (0.02, Severity.HIGH), (0.005, Severity.MEDIUM), (0.0, Severity.LOW)],
     "feedback": [(0.05, Severity.MEDIUM), (0.0, Severity.LOW)],
     "production": [(0.01, Severity.LOW), (0.0, Severity.INFO)],
@@ -139,7 +139,7 @@ class ExactDuplicates(FoldCheck):
                                      values=tuple(shares), unit="%")])
 
     def _finding(self, split: str, count: int, n: int, share: float, sample: list[Any]) -> Any:
-        severity = next(sev for bound, sev in _SCALE[split] if share >= bound)
+        severity = next(sev for bound, sev in SHARE_SCALE[split] if share >= bound)
         uri = self.spec.display(self.sources.datasets[split].uri)
         return self.finding(
             key=(split,), severity=severity,

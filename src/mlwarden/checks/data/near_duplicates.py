@@ -39,10 +39,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...findings import Location, Severity
+from ...findings import Location
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, shared_columns
+from .leakage import SHARE_SCALE  # near copies leak like exact ones: one scale
 from .rowhash import _mix, column_hash, row_hashes
 
 SAMPLE_IDS = 20
@@ -51,13 +52,6 @@ LOG_STEPS = 256.0  # quantization steps per doubling
 MAX_SLOTS = 32
 CHANCE_BITS = 20.0
 _U64 = np.uint64
-
-_SCALE: dict[str, list[tuple[float, Severity]]] = {
-    "test": [(0.10, Severity.CRITICAL), (0.02, Severity.HIGH), (0.005, Severity.MEDIUM), (0.0, Severity.LOW)],
-    "feedback": [(0.05, Severity.MEDIUM), (0.0, Severity.LOW)],
-    "production": [(0.01, Severity.LOW), (0.0, Severity.INFO)],
-}
-
 
 def _name(name: str) -> np.uint64:
     return _U64(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little"))
@@ -263,7 +257,7 @@ class NearDuplicates(FoldCheck):
 
     def _finding(self, split: str, count: int, n: int, share: float, by_kind: dict[str, int],
                  diff_cols: dict[str, int], pairs: list[list[Any]]) -> Any:
-        severity = next(sev for bound, sev in _SCALE[split] if share >= bound)
+        severity = next(sev for bound, sev in SHARE_SCALE[split] if share >= bound)
         sample = [p[0] for p in pairs]
         return self.finding(
             key=(split,), severity=severity,
