@@ -67,6 +67,7 @@ def run_audit(spec: Spec, *, engine: str = "local", scheduler: str | None = None
         engine=engine,
         stages=_stages(spec, chosen.checks),
         docs={c.id: c.doc() for c in chosen.checks} | {cls.id: cls.doc() for cls, _ in chosen.skipped},
+        references={c.id: tuple(c.references) for c in chosen.checks},
     )
 
 

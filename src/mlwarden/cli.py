@@ -153,7 +153,8 @@ def scan(
     report = Report(tool_version=__version__, target=Target(name=" ".join(map(str, paths))),
                     started_at=started.isoformat(timespec="seconds"), duration_s=time.perf_counter() - t0,
                     checks=results, stages={"artifact": [f.id for f in FAMILIES]},
-                    docs={c.id: c.doc() for c in _artifact_checks()})
+                    docs={c.id: c.doc() for c in _artifact_checks()},
+                    references={c.id: tuple(c.references) for c in _artifact_checks()})
     if fmt == "text":
         console = Console(highlight=False, soft_wrap=True, file=open(out, "w", encoding="utf-8") if out else None)
         for s in scans:

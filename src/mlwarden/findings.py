@@ -147,6 +147,8 @@ class Report:
     """Attack-surface stages present in the pipeline → ids of the checks that cover them."""
     docs: dict[str, str] = field(default_factory=dict)
     """Check id → its documentation (the check's docstring), for the HTML report."""
+    references: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Check id → the references it cites, so a check without findings still names them."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -263,3 +263,14 @@ def test_schema_validator_rejects_broken_documents(demo_report, breakage):
     log = copy.deepcopy(render(demo_report))
     breakage(log)
     assert validation_errors(log)
+
+
+def test_rules_of_passing_checks_carry_their_references(demo_report) -> None:
+    """A check with no findings still tags its rule with the references it cites."""
+    sarif = json.loads(SarifFormat().render(demo_report))
+    rules = {r["id"]: r for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    passing = [c for c in demo_report.checks if c.status == "pass"]
+    assert passing
+    for c in passing:
+        tags = rules[c.id]["properties"]["tags"]
+        assert set(demo_report.references[c.id][:7]) <= set(tags), c.id

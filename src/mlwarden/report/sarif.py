@@ -140,7 +140,7 @@ def _rule(check: CheckResult, report: Report) -> dict[str, Any]:
     first = doc.split("\n\n", 1)[0].replace("\n", " ").strip()
     worst = max((f.severity for f in check.findings), key=lambda s: s.rank, default=None)
     stage = next((s for s, ids in report.stages.items() if check.id in ids), None)
-    refs = sorted({r for f in check.findings for r in f.references})
+    refs = sorted({*report.references.get(check.id, ()), *(r for f in check.findings for r in f.references)})
     tags = list(dict.fromkeys(["security", "ml", *([stage] if stage else []), *refs]))[:MAX_TAGS]
     props: dict[str, Any] = {"tags": tags, "precision": "high"}
     # "high": findings are measured on the whole data, not guessed; a check with known
