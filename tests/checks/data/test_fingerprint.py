@@ -56,3 +56,14 @@ def test_findings_against_manifest(demo_dir: Path, tmp_path: Path) -> None:
     # finding ids are stable fingerprints: the same change gives the same id again
     again = {f.title: f.id for f in _result(work / "mlwarden.yaml").findings}
     assert again == {t: f.id for t, f in by_title.items()}
+
+
+def test_empty_split_is_a_finding(tmp_path: Path) -> None:
+    """A split with a schema and no rows makes every other check pass vacuously: say so."""
+    pq.write_table(pa.table({"a": pa.array([], pa.int64()), "y": pa.array([], pa.int64())}), tmp_path / "train.parquet")
+    pq.write_table(pa.table({"a": [1, 2], "y": [0, 1]}), tmp_path / "test.parquet")
+    (tmp_path / "mlwarden.yaml").write_text("name: e\ndata: {train: train.parquet, test: test.parquet, label: y}\n")
+    result = _result(tmp_path / "mlwarden.yaml")
+    empty = [f for f in result.findings if f.title == "data.train has no rows"]
+    assert len(empty) == 1 and empty[0].severity.value == "high"
+    assert result.metrics["rows"] == {"train": 0, "test": 2}

@@ -80,10 +80,18 @@ class Fingerprint(FoldCheck):
         }
         chart = Chart(title="Rows per split", labels=tuple(rows), values=tuple(float(v) for v in rows.values()),
                       unit="rows")
+        empty = [self.finding(
+            key=("empty", split), severity=Severity.HIGH if split == "train" else Severity.MEDIUM,
+            title=f"data.{split} has no rows",
+            description=f"{self.spec.display(datasets[split].uri)} holds a schema but no rows: every check over "
+                        f"data.{split} passes vacuously.",
+            remediation="Check the export that writes this split; an empty split is usually a failed job.",
+            location=Location(artifact=self.spec.display(datasets[split].uri)))
+            for split, n in rows.items() if n == 0]
         path = Path(self.spec.manifest_path())
         if not path.exists():
             metrics["manifest"] = None
-            return Outcome(findings=[self.finding(
+            return Outcome(findings=empty + [self.finding(
                 key=("no-manifest",), severity=Severity.LOW,
                 title="No manifest: changes to data and model files would go unnoticed",
                 description=(f"No manifest at {self.spec.display(str(path))}, so nothing records what the "
@@ -97,7 +105,7 @@ class Fingerprint(FoldCheck):
         metrics["manifest"] = self.spec.display(str(path))
         metrics["changes"] = {"changed": list(diff.changed), "added": list(diff.added),
                               "removed": list(diff.removed), "rows": diff.rows, "schema": diff.schema}
-        findings = self._diff_findings(diff, str(path))
+        findings = empty + self._diff_findings(diff, str(path))
         if self.row_level:
             row_diffs = self._row_diffs(state["rows"], path)
             metrics["row_changes"] = {d.split: d.to_dict() for d in row_diffs}
