@@ -17,6 +17,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def audit_tables(root: Path, splits: dict, check: str, *, row_group_size: int = 100, **keys: str):
+    """Write each split (a table, or a list of tables: a folder of files) and a spec naming
+    them plus ``keys`` under ``data:``; audit; return ``check``'s result."""
+    lines = ["name: t", "data:"]
+    for split, tables in splits.items():
+        if isinstance(tables, list):
+            (root / split).mkdir(exist_ok=True)
+            for k, t in enumerate(tables):
+                pq.write_table(t, root / split / f"part-{k}.parquet", row_group_size=row_group_size)
+            lines.append(f"  {split}: {split}/")
+        else:
+            pq.write_table(tables, root / f"{split}.parquet", row_group_size=row_group_size)
+            lines.append(f"  {split}: {split}.parquet")
+    lines += [f"  {k}: {v}" for k, v in keys.items()]
+    (root / "mlwarden.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return audit_one(root / "mlwarden.yaml", check)
+
+
+def audit_one(spec_path: Path, check: str):
+    """Audit ``spec_path`` with only ``check``; return its result."""
+    from mlwarden.audit import run_audit
+    from mlwarden.spec import load_spec
+
+    [result] = run_audit(load_spec(spec_path), only=(check,)).checks
+    return result
+
+
 def write_parquet(path: Path, columns: dict, *, row_group_size: int | None = None) -> Path:
     """Write a dict of columns as a parquet file (parents created)."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-import mlwarden.audit as audit_mod
 import mlwarden.sources.datasets as datasets_mod
-from mlwarden.audit import run_audit
-from mlwarden.engine import make_engine
 from mlwarden.findings import CheckResult, fingerprint
-from mlwarden.spec import load_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from pipelines import audit_tables  # noqa: E402
 
 LEAK = "data.leakage.exact_duplicates"
 N = 1_000
-
-
-@pytest.fixture(autouse=True)
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One worker: these tests are about the check, not the engine (tests/engine covers that)."""
-    monkeypatch.setattr(audit_mod, "make_engine",
-                        lambda name, *, scheduler=None: make_engine(name, scheduler=scheduler, workers=1))
 
 
 def train_table(n: int = N) -> pa.Table:
@@ -42,21 +34,7 @@ def split_table(n: int, dups: int, *, id0: int = 50_000) -> pa.Table:
 
 def audit(root: Path, splits: dict[str, pa.Table | list[pa.Table]], **keys: str) -> CheckResult:
     """Write the splits (a list: a folder of files) and a spec; audit; the check's result."""
-    lines = ["name: leak", "data:"]
-    for split, tables in splits.items():
-        if isinstance(tables, list):
-            for k, t in enumerate(tables):
-                (root / split).mkdir(exist_ok=True)
-                pq.write_table(t, root / split / f"part-{k}.parquet", row_group_size=128)
-            lines.append(f"  {split}: {split}/")
-        else:
-            pq.write_table(tables, root / f"{split}.parquet", row_group_size=128)
-            lines.append(f"  {split}: {split}.parquet")
-    lines += [f"  {k}: {v}" for k, v in keys.items()]
-    (root / "mlwarden.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = run_audit(load_spec(root / "mlwarden.yaml"), only=(LEAK,))
-    [result] = report.checks
-    return result
+    return audit_tables(root, splits, LEAK, row_group_size=128, **keys)
 
 
 @pytest.mark.parametrize(("split", "dups", "severity"), [

@@ -7,38 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
 
-import mlwarden.audit as audit_mod
 from mlwarden.audit import run_audit
 from mlwarden.checks.data import near_duplicates  # noqa: F401
 from mlwarden.checks.data.near_duplicates import value_hashes
-from mlwarden.engine import make_engine
 from mlwarden.findings import CheckResult
 from mlwarden.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipelines import make_pipeline  # noqa: E402
+from pipelines import audit_tables, make_pipeline  # noqa: E402
 
 NEAR = "data.leakage.near_duplicates"
 
 
-@pytest.fixture(autouse=True)
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit_mod, "make_engine",
-                        lambda name, *, scheduler=None: make_engine(name, scheduler=scheduler, workers=1))
-
 
 def audit(root: Path, splits: dict[str, pa.Table], **keys: str) -> CheckResult:
-    lines = ["name: t", "data:"]
-    for split, table in splits.items():
-        pq.write_table(table, root / f"{split}.parquet", row_group_size=300)
-        lines.append(f"  {split}: {split}.parquet")
-    lines += [f"  {k}: {v}" for k, v in keys.items()]
-    (root / "mlwarden.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    [result] = run_audit(load_spec(root / "mlwarden.yaml"), only=(NEAR,)).checks
-    return result
+    return audit_tables(root, splits, NEAR, row_group_size=300, **keys)
 
 
 def frame(n: int, seed: int, id0: int) -> dict[str, np.ndarray]:

@@ -7,35 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
 
-import mlwarden.audit as audit_mod
 from mlwarden.audit import run_audit
 from mlwarden.checks.data import target_leakage
 from mlwarden.checks.data.target_leakage import Table, score
-from mlwarden.engine import make_engine
 from mlwarden.findings import CheckResult
 from mlwarden.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipelines import make_pipeline  # noqa: E402
+from pipelines import audit_tables, make_pipeline  # noqa: E402
 
 TARGET = "data.leakage.target"
 
 
-@pytest.fixture(autouse=True)
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit_mod, "make_engine",
-                        lambda name, *, scheduler=None: make_engine(name, scheduler=scheduler, workers=1))
-
 
 def audit(root: Path, train: pa.Table, **keys: str) -> CheckResult:
-    pq.write_table(train, root / "train.parquet", row_group_size=500)
-    lines = ["name: t", "data:", "  train: train.parquet"] + [f"  {k}: {v}" for k, v in keys.items()]
-    (root / "mlwarden.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    [result] = run_audit(load_spec(root / "mlwarden.yaml"), only=(TARGET,)).checks
-    return result
+    return audit_tables(root, {"train": train}, TARGET, row_group_size=500, **keys)
 
 
 def test_demo_action_and_reject_are_flagged(demo_dir: Path) -> None:

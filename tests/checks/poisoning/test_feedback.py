@@ -9,24 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mlwarden.audit as audit_mod
 import mlwarden.checks.poisoning.feedback  # noqa: F401  (registers the check)
-from mlwarden.audit import run_audit
-from mlwarden.engine import make_engine
 from mlwarden.findings import Severity
 from mlwarden.sources import datasets
-from mlwarden.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipelines import make_pipeline  # noqa: E402
+from pipelines import audit_one, make_pipeline  # noqa: E402
 
 CHECK = "data.poisoning.feedback"
 
-
-@pytest.fixture(autouse=True)
-def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit_mod, "make_engine",
-                        lambda name, *, scheduler=None: make_engine(name, scheduler=scheduler, workers=1))
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +26,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory):
 
 
 def result(spec_path: Path):
-    report = run_audit(load_spec(spec_path), only=[CHECK])
-    return next(c for c in report.checks if c.id == CHECK)
+    return audit_one(spec_path, CHECK)
 
 
 def test_planted_flips_and_trigger(planted) -> None:
