@@ -81,6 +81,18 @@ class FairnessSpec(_Strict):
     seed: int = 0
 
 
+class AttackSpec(_Strict):
+    """Bounds of the model attack suite (``model.*`` checks, ``mlwarden attack``)."""
+
+    seed: int = 0
+    queries: int = Field(default=20_000, ge=10, le=10_000_000)
+    """Query budget of each attack family against the model (local or endpoint)."""
+    targets: int = Field(default=200, ge=1, le=100_000)
+    """Rows of the eval split an attack tries to move (a deterministic sample when the split is larger)."""
+    time_limit_s: float = Field(default=120.0, gt=0, le=86_400)
+    """Wall-clock limit of each attack family; an attack that reaches it reports that it stopped early."""
+
+
 class ModelSpec(_Strict):
     artifact: str | None = None
     endpoint: str | None = None
@@ -104,6 +116,7 @@ class Spec(_Strict):
     features: dict[str, FeatureSpec] = Field(default_factory=dict)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     model: ModelSpec | None = None
+    attacks: AttackSpec = Field(default_factory=AttackSpec)
     code: list[str] = Field(default_factory=list)
     manifest: str | None = None
     """Manifest to verify the data and model against (default: mlwarden.manifest.json beside the spec)."""
@@ -241,6 +254,12 @@ data:
 #   artifact: models/model.joblib    # scanned first, loaded only through the safe loader
 #   endpoint: http://127.0.0.1:8080/v2/models/loan   # Open Inference Protocol v2 (REST or grpc://)
 #   allow: [mypkg.features.Scaler]   # pickle globals you trust beyond the built-in allowlist
+
+# attacks:                           # bounds of the model attack suite (model.* checks)
+#   seed: 0
+#   queries: 20000                   # query budget per attack family
+#   targets: 200                     # eval rows each attack tries to move
+#   time_limit_s: 120
 
 # code: [src/]                       # training and serving code to scan
 # manifest: mlwarden.manifest.json   # verify data and model files against it (`mlwarden manifest create`)
