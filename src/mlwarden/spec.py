@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError
+from .yamlsafe import YamlBoundsError, check_yaml_bounds
 
 SPLITS = ("train", "test", "production", "feedback")
 Split = Literal["train", "test", "production", "feedback"]
@@ -166,6 +167,10 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def parse_spec(text: str, path: Path) -> Spec:
+    try:
+        check_yaml_bounds(text)
+    except YamlBoundsError as e:
+        raise SpecError(f"{path}:{e.line}: {e}") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)

@@ -122,6 +122,7 @@ def open_dataset(split: str, uri: str) -> Dataset:
             rows = None
             partitions.append(Partition(split=split, path=fpath, uri=furi, format="csv",
                                         row_groups=None, offset=0, nbytes=size))
+        _unique_columns(fschema, furi, split)
         if schema is None:
             schema = fschema
         elif set(schema.names) != set(fschema.names):
@@ -208,6 +209,15 @@ def _csv_schema(fs: pafs.FileSystem, path: str, uri: str, split: str) -> pa.Sche
     if not schema.names:
         raise SourceError(f"{uri}: data.{split}: the CSV file has no columns")
     return schema
+
+
+def _unique_columns(schema: pa.Schema, uri: str, split: str) -> None:
+    """Two columns of one name make every by-name lookup ambiguous: refuse them up front."""
+    seen: set[str] = set()
+    dups = sorted({n for n in schema.names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dups:
+        raise SourceError(f"{uri}: data.{split}: duplicate column name(s) {', '.join(map(repr, dups[:8]))}; "
+                          "give every column a unique name")
 
 
 def _group_row_groups(meta: pq.FileMetaData) -> Iterator[tuple[int, ...]]:
