@@ -46,6 +46,26 @@ def test_many_small_batches_equal_one_batch(pipeline, baseline, monkeypatch) -> 
     assert any(status in ("pass", "fail") for status, *_ in baseline.values())
 
 
+def test_worker_processes_equal_in_process(pipeline, baseline, monkeypatch) -> None:
+    """The path users hit at scale: partitions folded in the forkserver pool, not in-process."""
+    from mlwarden.engine import local
+
+    monkeypatch.setattr(datasets, "PARTITION_ROWS", 1)
+    monkeypatch.setattr(local, "INPROCESS_BYTES", 0)
+    pools = []
+    real = local.LocalEngine._processes
+
+    def counting(self):
+        pools.append(self)
+        return real(self)
+
+    monkeypatch.setattr(local.LocalEngine, "_processes", counting)
+    pooled = _comparable(run_audit(load_spec(pipeline.spec)))
+    assert pools, "the process pool was never used"
+    for cid in baseline:
+        assert pooled[cid] == baseline[cid], cid
+
+
 @pytest.mark.dask
 def test_dask_equals_local(pipeline, baseline) -> None:
     distributed = _comparable(run_audit(load_spec(pipeline.spec), engine="dask"))

@@ -99,11 +99,11 @@ class Engine(ABC):
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """Apply ``fn`` to every item, possibly in parallel; results in item order."""
 
-    def close(self) -> None:
-        pass
+    def close(self, *, abort: bool = False) -> None:
+        """Release workers; ``abort`` (an interrupted or failed audit) stops them at once."""
 
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(abort=exc_type is not None)

@@ -54,7 +54,7 @@ class DaskEngine(Engine):
             return []
         return self.client.gather(self.client.map(fn, list(items), pure=False))
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         client = getattr(self, "client", None)
         if client is not None:
             client.close()

@@ -130,6 +130,13 @@ def add_batch(counts: dict[tuple[str, str], Counts], coarse: set[tuple[str, str]
         for attr, (gcodes, glabels) in groups.items():
             pair = (col, attr)
             keys, kcodes = _keys(rb.column(col), pair in coarse)
+            if pair not in coarse and any(isinstance(k, tuple) for k in keys):
+                # This batch alone had too many distinct values: the whole pair goes coarse now,
+                # or exact keys of other batches would mix with its bins (and the bins would
+                # depend on how the split was cut into batches and partitions).
+                coarse.add(pair)
+                if pair in counts:
+                    counts[pair] = _coarsen(counts[pair])
             combined = (kcodes * len(glabels) + gcodes) * 2 + half
             uniq, n = np.unique(combined, return_counts=True)
             cell = counts.setdefault(pair, {})
