@@ -58,6 +58,7 @@ from scan_corpus import (
 )
 
 HERE = Path(__file__).resolve().parent
+MLWARDEN = [str(Path(sys.executable).with_name("mlwarden"))]  # the console script, as users run it
 PEERS = {
     "picklescan": lambda f: ["--path", f],
     "modelscan": lambda f: ["-p", f],
@@ -73,16 +74,25 @@ KNOWN = {
 
 
 
-def mlwarden_verdict(path: Path) -> dict[str, Any]:
-    from mlwarden.scan import scan_path
-    from mlwarden.scan.policy import Policy
-
+def mlwarden_verdict(path: Path, timeout: float = 600, cwd: str | None = None) -> dict[str, Any]:
+    """One whole ``mlwarden scan`` process per file, as the peers run: start-up included."""
     t0 = time.perf_counter()
-    result = scan_path(path, policy=Policy())
-    worst = max((i.severity.rank for i in result.issues), default=-1)
-    kinds = sorted({i.kind for i in result.issues if i.severity.rank >= 2})
+    try:
+        proc = subprocess.run([*MLWARDEN, "scan", "--format", "json", "--fail-on", "none", str(path.resolve())],
+                              capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+    except subprocess.TimeoutExpired:
+        return {"flagged": False, "medium": False, "error": True, "status": "timeout",
+                "seconds": time.perf_counter() - t0, "detail": ""}
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"flagged": False, "medium": False, "error": True, "status": "error", "seconds": seconds,
+                "detail": proc.stderr.strip()[-200:]}
+    findings = json.loads(proc.stdout)["findings"]
+    rank = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+    worst = max((rank[f["severity"]] for f in findings), default=-1)
+    kinds = sorted({f["evidence"].get("kind", "") for f in findings if rank[f["severity"]] >= 2})
     return {"flagged": worst >= 3, "medium": worst >= 2, "error": False, "status": "ok",
-            "seconds": time.perf_counter() - t0, "detail": ", ".join(kinds[:4])}
+            "seconds": seconds, "detail": ", ".join(kinds[:4])}
 
 
 def peer_verdict(exe: str, peer: str, path: Path, timeout: float, cwd: str) -> dict[str, Any]:
@@ -112,11 +122,10 @@ def find_peers(bin_dir: Path | None) -> dict[str, str | None]:
 
 def run_detection(cases: list[Case], peers: dict[str, str | None], jobs: int, timeout: float) -> dict[tuple[str, str], dict[str, Any]]:
     results: dict[tuple[str, str], dict[str, Any]] = {}
-    for case in cases:
-        results[(case.name, "mlwarden")] = mlwarden_verdict(case.path)
     with tempfile.TemporaryDirectory() as cwd, ThreadPoolExecutor(jobs) as pool:
-        futures = {(c.name, p): pool.submit(peer_verdict, exe, p, c.path, timeout, cwd)
-                   for c in cases for p, exe in peers.items() if exe}
+        futures = {(c.name, "mlwarden"): pool.submit(mlwarden_verdict, c.path, timeout, cwd) for c in cases}
+        futures |= {(c.name, p): pool.submit(peer_verdict, exe, p, c.path, timeout, cwd)
+                    for c in cases for p, exe in peers.items() if exe}
         for i, (key, fut) in enumerate(futures.items(), 1):
             results[key] = fut.result()
             if i % 200 == 0:
@@ -393,6 +402,21 @@ def run_big(gbytes: float, folder: Path, keep: bool, peers: dict[str, str | None
     return "\n".join(lines)
 
 
+def run_speed(folder: Path, peers: dict[str, str], repeat: int, timeout: float) -> str:
+    """Start-up, opcode-heavy and (when ``folder`` holds a corpus) whole-corpus rows, one process per tool."""
+    from scan_speed import speed_table, write_opcode_heavy, write_small
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"small pickle (start-up)": write_small(folder / "small.pkl"),
+             "opcode-heavy pickle (p4, 3M tuples)": write_opcode_heavy(folder / "opcode-heavy.pkl")}
+    corpus = folder / "corpus"
+    if corpus.is_dir():
+        files["whole corpus, one process"] = corpus
+    tools = {"mlwarden": [*MLWARDEN, "scan", "--fail-on", "none"],
+             **{p: [exe, *PEERS[p]("")[:-1]] for p, exe in peers.items() if p != "fickling"}}
+    return speed_table(tools, files, repeat, timeout)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dir", type=Path, help="where to build the corpus / big files (default: a temp folder)")
@@ -404,6 +428,8 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="also print one row per file")
     ap.add_argument("--big", type=float, help="measure a big checkpoint of this many GB instead")
     ap.add_argument("--keep", action="store_true", help="keep the big files")
+    ap.add_argument("--speed", action="store_true", help="whole-process start-up and opcode-heavy rows instead")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per --speed cell (median)")
     ap.add_argument("--measure", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -418,6 +444,9 @@ def main() -> None:
         folder = args.dir or Path(tmp)
         if args.big:
             print(run_big(args.big, folder, args.keep, peers, args.timeout))
+            return
+        if args.speed:
+            print(run_speed(folder, peers, args.repeat, args.timeout))
             return
         t0 = time.perf_counter()
         cases = build_corpus(folder, blob_bytes=args.blob_mb << 20)

@@ -6,6 +6,16 @@ from pathlib import Path
 
 import pytest
 
+try:  # property tests are reproducible in CI: derandomized, no example database, no deadline
+    from hypothesis import settings
+
+    settings.register_profile("mlwarden", derandomize=True, database=None, deadline=None)
+    settings.load_profile("mlwarden")
+except ImportError:  # hypothesis is a dev extra
+    pass
+
+from tests.mlserver_fixture import mlserver  # noqa: E402,F401 — one real OIP v2 server for every folder
+
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

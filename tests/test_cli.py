@@ -123,3 +123,25 @@ def test_manifest_create_verify_detects_change(demo_dir: Path, tmp_path: Path, c
 def test_version() -> None:
     r = run("--version")
     assert r.returncode == 0 and r.stdout.startswith("mlwarden ")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_scan_out_unwritable_exits_2_with_one_line(tmp_path: Path, capsys, fmt: str) -> None:
+    import pickle
+
+    model = tmp_path / "m.pkl"
+    model.write_bytes(pickle.dumps({"a": 1}))
+    for target, why in ((tmp_path / "missing" / "scan.out", "No such file or directory"),
+                        (tmp_path, "Is a directory")):
+        assert main(["scan", str(model), "--format", fmt, "--out", str(target)]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"mlwarden: error: {target}: cannot write the report: {why}"]
+    assert main(["scan", str(model), "--format", fmt, "--out", str(tmp_path / "ok.out")]) == 0
+    assert "m.pkl" in (tmp_path / "ok.out").read_text()
+
+
+def test_scan_bad_format_and_missing_path_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["scan", str(tmp_path), "--format", "pdf"]) == 2
+    assert "unknown format 'pdf'" in capsys.readouterr().err
+    assert main(["scan", str(tmp_path / "nope.pkl")]) == 2
+    assert capsys.readouterr().err.strip() == f"mlwarden: error: {tmp_path / 'nope.pkl'}: no such file or folder"

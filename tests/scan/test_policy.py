@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlwarden.findings import Severity
@@ -86,3 +88,57 @@ def test_verdict_is_frozen() -> None:
     v = Verdict("safe", Severity.INFO, "x")
     with pytest.raises(AttributeError):
         v.level = "dangerous"  # type: ignore[misc]
+
+
+def test_standard_torch_layers_are_safe_and_a_custom_module_is_medium() -> None:
+    for module, name in [("torch.nn.modules.linear", "Linear"), ("torch.nn.modules.rnn", "LSTM"),
+                         ("torch.nn.modules.container", "Sequential"),
+                         ("torch._utils", "_rebuild_parameter")]:
+        assert Policy().classify(module, name).level == "safe", (module, name)
+    custom = Policy().classify("mypkg.nets", "MyNet")
+    assert (custom.level, custom.severity) == ("unknown", Severity.MEDIUM)
+    # the list is of classes under torch.nn.modules, not every torch global
+    assert Policy().classify("torch.nn.functional", "relu").level == "unknown"
+
+
+def _tiny_net() -> object:
+    """A user-defined module (made lazily, so the other tests need no torch): the scanner
+    cannot vouch for its code. It is published as a module global so pickle finds it."""
+    import torch
+
+    class TinyNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 2)
+
+    TinyNet.__qualname__ = "TinyNet"
+    globals()["TinyNet"] = TinyNet
+    return TinyNet()
+
+
+def test_full_module_torch_save_of_standard_layers_scans_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from mlwarden.scan import scan_path
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2), nn.Conv2d(2, 2, 3),
+                          nn.BatchNorm2d(2), nn.LayerNorm(4), nn.Dropout(), nn.Embedding(5, 2),
+                          nn.LSTM(2, 2), nn.GRU(2, 2), nn.GELU(), nn.ModuleList([nn.Tanh()]))
+    path = tmp_path / "model.pt"
+    torch.save(model, path)
+    result = scan_path(path, policy=Policy())
+    assert result.format == "pytorch-zip"
+    assert [i for i in result.issues if i.severity.rank >= Severity.MEDIUM.rank] == []
+
+
+def test_custom_module_in_a_torch_save_stays_medium(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from mlwarden.scan import scan_path
+
+    path = tmp_path / "custom.pt"
+    torch.save(_tiny_net(), path)
+    issues = scan_path(path, policy=Policy()).issues
+    worst = max(issues, key=lambda i: i.severity.rank)
+    assert worst.severity == Severity.MEDIUM
+    assert f"{__name__}.TinyNet" in worst.message

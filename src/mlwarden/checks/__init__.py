@@ -1,3 +1,75 @@
-"""Check families. Importing this package registers every check with the registry."""
+"""Check families, loaded on demand.
 
-from . import artifact, code, data, drift, fairness, poisoning, privacy, quality, storage  # noqa: F401
+This package imports nothing: every command would otherwise pay for scipy, pandas and
+pyarrow that only some checks use (``mlwarden scan`` of one pickle among them). The
+catalog below says which module defines each check, so the registry can list ids, match
+``--only``/``--skip`` globs and plan an audit while importing only the modules it needs.
+``tests/test_registry.py`` proves the catalog equals what importing every family
+registers, so it cannot drift.
+"""
+
+CATALOG: dict[str, str] = {
+    # check id → module under mlwarden.checks that registers it
+    "artifact.archive": "artifact.scanning",
+    "artifact.code_execution": "artifact.scanning",
+    "artifact.integrity": "artifact.scanning",
+    "code.archive": "code.patterns",
+    "code.command_injection": "code.patterns",
+    "code.dynamic_execution": "code.patterns",
+    "code.remote_code": "code.patterns",
+    "code.supply_chain": "code.patterns",
+    "code.unsafe_deserialization": "code.patterns",
+    "code.unscannable": "code.patterns",
+    "data.drift.columns": "drift.columns",
+    "data.integrity.fingerprint": "data.fingerprint",
+    "data.leakage.category_mismatch": "data.mismatch",
+    "data.leakage.entity": "data.entity_temporal",
+    "data.leakage.exact_duplicates": "data.leakage",
+    "data.leakage.label_mismatch": "data.mismatch",
+    "data.leakage.near_duplicates": "data.near_duplicates",
+    "data.leakage.target": "data.target_leakage",
+    "data.leakage.temporal": "data.entity_temporal",
+    "data.poisoning.conflicting_labels": "poisoning.conflicts",
+    "data.poisoning.feedback": "poisoning.feedback",
+    "data.poisoning.label_issues": "poisoning.label_issues",
+    "data.privacy.k_anonymity": "privacy.kanonymity",
+    "data.privacy.pii": "privacy.pii",
+    "data.quality.class_balance": "quality.balance",
+    "data.quality.columns": "quality.columns",
+    "data.quality.duplicates": "quality.duplicates",
+    "data.quality.out_of_range": "quality.ranges",
+    "endpoint.access": "endpoint.probes",
+    "endpoint.disclosure": "endpoint.probes",
+    "endpoint.inputs": "endpoint.probes",
+    "endpoint.latency": "endpoint.probes",
+    "endpoint.quotas": "endpoint.probes",
+    "endpoint.transport": "endpoint.probes",
+    "fairness.base_rates": "fairness.base_rates",
+    "fairness.counterfactual": "fairness.counterfactual",
+    "fairness.intersectional": "fairness.disparity",
+    "fairness.model_disparity": "fairness.disparity",
+    "fairness.proxies": "fairness.proxies",
+    "fairness.representation": "fairness.representation",
+    "infra.containers": "infra.serving",
+    "infra.exposure": "infra.serving",
+    "infra.images": "infra.serving",
+    "infra.network": "infra.serving",
+    "infra.platform": "infra.serving",
+    "infra.secrets": "infra.serving",
+    "infra.storage": "infra.serving",
+    "infra.unscannable": "infra.serving",
+    "infra.versions": "infra.serving",
+    "model.evasion.constrained": "model.evasion",
+    "model.evasion.gradient": "model.evasion_gradient",
+    "model.evasion.tree_bounds": "model.evasion_trees",
+    "model.extraction.exact": "model.extraction",
+    "model.extraction.surrogate": "model.extraction",
+    "model.poisoning.wargame": "model.poisoning",
+    "model.privacy.attribute_inference": "model.privacy",
+    "model.privacy.membership": "model.privacy",
+    "storage.local.artifact": "storage.local",
+    "storage.local.data": "storage.local",
+    "storage.s3.protection": "storage.s3",
+    "storage.s3.public_access": "storage.s3",
+}
+

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and the datasets load inside the helpers: `mlwarden scan` needs only Family
+    import numpy as np
 
-from ..sources.datasets import Batch
+    from ..sources.datasets import Batch
 
 SAMPLE_IDS = 20
 
 
 def row_ids(batch: Batch, id_column: str | None) -> np.ndarray:
     """Row ids of a batch: the spec's id column when the batch has it, else row ordinals."""
+    import numpy as np
+
     rb = batch.data
     if id_column and id_column in rb.schema.names:
         return rb.column(id_column).to_numpy(zero_copy_only=False)
@@ -32,6 +35,8 @@ def shared_columns(sources: Any, splits: Iterable[str] | None = None, exclude: I
 
 def py(v: Any) -> Any:
     """A JSON-friendly Python value from a numpy scalar."""
+    import numpy as np
+
     return v.item() if isinstance(v, np.generic) else v
 
 

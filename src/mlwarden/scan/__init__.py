@@ -14,11 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from . import compiled
+
+compiled.install()  # before anything imports the pickle machine: compiled, or pure Python
+
 from ..findings import Severity
 from .base import Limits, ScanContext, ScanIssue, Where
-from .detect import HEAD_BYTES, ZIP_EOCD, is_model_name, looks_like_text, sniff, strip_compression_suffix
+from .detect import (
+    HEAD_BYTES,
+    ZIP_EOCD,
+    is_model_name,
+    looks_like_text,
+    sniff,
+    strip_compression_suffix,
+)
+from .picklesniff import NO, YES, head_verdict, verdict
+from .ziputil import ends_in_archive
 
-__all__ = ["FileScan", "scan_path", "scan_paths", "scan_stream", "dispatch"]
+__all__ = ["FileScan", "dispatch", "scan_path", "scan_paths", "scan_stream"]
 
 
 @dataclass(frozen=True)
@@ -107,17 +120,19 @@ def dispatch(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
     key = str(where)
     if where.depth > ctx.limits.max_depth:
         ctx.formats[key] = "not-scanned"
-        ctx.add(ScanIssue(kind="archive.depth_limit", severity=Severity.MEDIUM, where=where,
-                          message=f"containers nested deeper than {ctx.limits.max_depth} levels; this member is not scanned",
-                          remediation="Nesting this deep is unusual for a model; unpack it and scan the parts."))
+        ctx.incomplete("archive.depth_limit", where,
+                       f"containers nested deeper than {ctx.limits.max_depth} levels, so this member is not scanned",
+                       remediation="Nesting this deep is unusual for a model; unpack it and scan the parts.")
         return
     if ctx.out_of_time():
         ctx.formats[key] = "not-scanned"
-        ctx.add(ScanIssue(kind="scan.time_limit", severity=Severity.MEDIUM, where=where,
-                          message=f"scan time limit of {ctx.limits.max_seconds:g}s reached; not scanned",
-                          remediation="Raise the time limit for large trusted files."))
+        ctx.incomplete("scan.time_limit", where, f"scan time limit of {ctx.limits.max_seconds:g}s reached "
+                       "before this content")
         return
     size = stream.seek(0, 2)
+    if size == 0:  # an archive of many empty members must stay cheap to scan whole
+        ctx.formats[key] = "empty"
+        return
     stream.seek(0)
     head = stream.read(HEAD_BYTES)
     fmt = sniff(head, name, size)
@@ -125,6 +140,10 @@ def dispatch(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
         stream.seek(max(0, size - 22 - 0xFFFF))
         if ZIP_EOCD in stream.read():
             fmt = "zip"  # data prepended to a zip (a self-extractor or polyglot); zipscan says so
+    also_pickle = _also_a_pickle(stream, head, size, fmt)
+    if fmt is None and also_pickle:
+        fmt, also_pickle = "pickle", False
+    also_zip = fmt not in (None, "zip") and ends_in_archive(stream, size)
     ctx.formats[key] = fmt or ("empty" if not head else "text" if looks_like_text(head) else "unknown")
     if fmt is None:
         if is_model_name(name):
@@ -133,12 +152,39 @@ def dispatch(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
                               detail={"head": head[:16].hex()},
                               remediation="Find out what produced this file; an unrecognised model cannot be vetted."))
         return
+    if also_pickle:
+        ctx.add(ScanIssue(kind="format.polyglot", severity=Severity.HIGH, where=where,
+                          message=f"the content is both a {fmt} file and a pickle: a loader that unpickles it "
+                          f"(pickle, joblib, numpy, legacy torch) runs code a {fmt} reader never sees; scanned as both",
+                          detail={"formats": [fmt, "pickle"]},
+                          remediation="Do not load this file; re-create it from a trusted source."))
+    if also_zip:
+        ctx.add(ScanIssue(kind="format.polyglot", severity=Severity.HIGH, where=where,
+                          message=f"a zip archive is appended to this {fmt} content: numpy and torch load the "
+                          f"{fmt}, Python's zipfile and unzip tools read the archive; scanned as both",
+                          detail={"formats": [fmt, "zip"]},
+                          remediation="Do not load this file; re-create it from a trusted source."))
+    _run(fmt, stream, ctx, where, name)
+    if also_pickle:
+        _run("pickle", stream, ctx, where, name)
+    if also_zip:
+        _run("zip", stream, ctx, where, name)
+
+
+def _also_a_pickle(stream: BinaryIO, head: bytes, size: int, fmt: str | None) -> bool:
+    """Whether the whole stream walks as a pickle, where the sniffed format did not say so already."""
+    if fmt in ("pickle", "pytorch-legacy") or not head or head_verdict(head, size) == NO:
+        return False
+    stream.seek(0)
+    return verdict(stream) == YES
+
+
+def _run(fmt: str, stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> None:
     scanner = _SCANNERS.get(fmt)
     try:
         if scanner is None:
-            ctx.add(ScanIssue(kind="archive.unsupported", severity=Severity.MEDIUM, where=where,
-                              message=f"{fmt} archives are not inspected",
-                              remediation="Extract the archive and scan its contents."))
+            ctx.incomplete("archive.unsupported", where, f"{fmt} archives are not inspected",
+                           remediation="Extract the archive and scan its contents.")
         else:
             stream.seek(0)
             scanner(stream, ctx, where, name)
@@ -149,9 +195,8 @@ def dispatch(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
 
 
 def unavailable(ctx: ScanContext, where: Where, fmt: str) -> None:
-    ctx.add(ScanIssue(kind="scan.unavailable", severity=Severity.MEDIUM, where=where,
-                      message=f"scanner for {fmt} unavailable in this installation; the content is not vetted",
-                      remediation="Reinstall mlwarden with all its modules, then rescan."))
+    ctx.incomplete("scan.unavailable", where, f"the scanner for {fmt} is unavailable in this installation",
+                   remediation="Reinstall mlwarden with all its dependencies, then rescan.")
 
 
 def _pickle(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> None:
@@ -199,6 +244,7 @@ _SCANNERS: dict[str, Callable[[BinaryIO, ScanContext, Where, str], None]] = {
     "pickle": _pickle,
     "pytorch-legacy": _lazy("torchscan", "scan_torch_legacy"),
     "zip": _lazy("zipscan", "scan_zip"),
+    "7z": _lazy("sevenzip", "scan_7z"),
     "tar": _lazy("tarscan", "scan_tar"),
     "npy": _lazy("numpyscan", "scan_npy"),
     "safetensors": _formats("safetensors", "scan_safetensors"),

@@ -21,6 +21,7 @@ from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
 
 CHUNK = 1 << 20
+_DEFLATE64_IN = 16 << 10  # deflate64 output per call is unbounded: feed it little (≤ ~16 MB out)
 _ZLIB_DECOMPRESS = type(zlib.decompressobj())
 BOMB_REMEDIATION = "Do not open this archive with tools that extract it whole; ask its source for a plain copy."
 
@@ -62,6 +63,10 @@ def window(base: BinaryIO, start: int, end: int) -> BinaryIO:
     return cast(BinaryIO, Window(base, start, end))
 
 
+DECODE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
+"""What a decompressor raises on corrupt input (bz2 raises OSError, inflate64 ValueError)."""
+
+
 class Decoder:
     """Decompressed chunks of one compressed stream; ``consumed`` counts compressed bytes read."""
 
@@ -80,6 +85,9 @@ class Decoder:
         return lzma.LZMADecompressor(lzma.FORMAT_AUTO)
 
     def chunks(self) -> Iterator[bytes]:
+        if self.kind == "deflate64":
+            yield from self._deflate64()
+            return
         if self.kind == "stored":
             while data := self.read(CHUNK):
                 self.consumed += len(data)
@@ -114,6 +122,21 @@ class Decoder:
                     dec, pending = self._new(), rest
                     continue
                 return
+
+
+    def _deflate64(self) -> Iterator[bytes]:
+        """Zip method 9 (Deflate64), as 7-Zip and Windows write for members over 2 GiB."""
+        import inflate64
+
+        inflater = inflate64.Inflater()
+        while not inflater.eof:
+            piece = self.read(_DEFLATE64_IN)
+            self.consumed += len(piece)
+            if not piece:
+                raise EOFError("deflate64 stream ended before its end marker")
+            out = inflater.inflate(piece)
+            if out:
+                yield out
 
 
 def spool(
@@ -154,10 +177,10 @@ def spool(
                 _limit(ctx, where, "scan.time_limit", "scan time limit reached while decompressing", written)
                 complete = False
                 break
-    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
-        ctx.add(ScanIssue(kind="archive.decompress_error", severity=Severity.MEDIUM, where=where,
-                          message=f"cannot decompress: {exc}; only the {written} bytes before the error are scanned",
-                          remediation="Re-create the file from a trusted source; a corrupt stream can hide content."))
+    except DECODE_ERRORS as exc:
+        ctx.incomplete("archive.decompress_error", where,
+                       f"cannot decompress ({exc}); only the {written} bytes before the error are scanned",
+                       remediation="Re-create the file from a trusted source; a corrupt stream can hide content.")
         complete = False
     if declared is not None and complete and written != declared:
         ctx.add(ScanIssue(kind="archive.size_mismatch", severity=Severity.MEDIUM, where=where,
@@ -168,8 +191,8 @@ def spool(
 
 
 def _limit(ctx: ScanContext, where: Where, kind: str, message: str, written: int) -> None:
-    ctx.add(ScanIssue(kind=kind, severity=Severity.MEDIUM, where=where, message=message,
-                      detail={"bytes": written}, remediation="Raise the scan limits if the file is trusted to be this large."))
+    ctx.incomplete(kind, where, message, bytes=written,
+                   remediation="Raise the scan limits if the file is trusted to be this large.")
 
 
 def scan_compressed(stream: BinaryIO, ctx: ScanContext, where: Where, kind: str, inner_name: str) -> None:

@@ -1,6 +1,7 @@
 """Format sniffing: which scanner a stream needs, decided by its first bytes.
 
-Content decides, never the extension alone: a pickle named ``.bin`` is a pickle. Names
+Content decides, never the extension alone: a pickle named ``.bin`` is a pickle, and a
+pickle is recognised by walking it (``picklesniff``), whatever opcode it opens with. Names
 only break ties for formats without a magic number (ONNX and SavedModel are bare
 protobuf) and decide whether an unrecognised file *should* have been a model
 (``.pkl`` full of random bytes is suspicious; ``notes.txt`` is not).
@@ -11,11 +12,12 @@ from __future__ import annotations
 import struct
 import zlib
 
+from .picklesniff import MORE, YES, head_verdict
+
 HEAD_BYTES = 4096  # how much of a stream the sniffers look at
 
 MODEL_SUFFIXES = frozenset(
-    ".pkl .pickle .joblib .pt .pth .bin .ckpt .h5 .hdf5 .keras .onnx .safetensors .gguf"
-    " .npy .npz .pb .model .sav .tar .zip .gz .bz2 .xz .lzma .z".split()
+    [".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".hdf5", ".keras", ".onnx", ".safetensors", ".gguf", ".npy", ".npz", ".pb", ".model", ".sav", ".tar", ".zip", ".gz", ".bz2", ".xz", ".lzma", ".z"]
 )
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
 
@@ -72,12 +74,12 @@ def looks_like_lzma_alone(head: bytes) -> bool:
 
 
 def looks_like_safetensors(head: bytes, size: int | None = None) -> bool:
+    """``u64`` header length, then a JSON object. A length past the end of the file still
+    counts (the scanner reports it); an absurd one (over 1 TiB) does not."""
     if len(head) < 10:
         return False
     (n,) = struct.unpack_from("<Q", head, 0)
-    if n < 2 or (size is not None and n + 8 > size):
-        return False
-    return head[8:9] == b"{"
+    return 2 <= n < 1 << 40 and head[8:9] == b"{"
 
 
 def looks_like_tar(head: bytes) -> bool:
@@ -139,12 +141,20 @@ def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
     return None, pos
 
 
-def looks_like_pickle(head: bytes) -> bool:
-    try:
-        from .pickle import looks_like_pickle as real
-    except ImportError:  # the pickle scanner is not installed: judge by the usual opening
-        return bool(head) and (head[0] == 0x80 and len(head) > 1 and 0 < head[1] <= 5)
-    return bool(real(head))
+def looks_like_pickle(head: bytes, size: int | None = None) -> bool:
+    """A PROTO opening, or a head the unpickler walks without failing (``picklesniff``).
+
+    ``size`` is the full content's size: when the head ends before the walk decides,
+    this answers False and :func:`pickle_undecided` True, and the caller walks the stream.
+    """
+    if head[:1] == b"\x80" and (len(head) < 2 or head[1] <= 5):
+        return True
+    return head_verdict(head, size) == YES
+
+
+def pickle_undecided(head: bytes, size: int | None) -> bool:
+    """True when only the whole stream can tell whether ``head`` opens a pickle."""
+    return head_verdict(head, size) == MORE
 
 
 def looks_like_text(head: bytes) -> bool:
@@ -170,8 +180,8 @@ def sniff(head: bytes, name: str, size: int | None = None) -> str | None:
         ("xz", head.startswith(XZ)),
         ("pytorch-legacy", head.startswith(TORCH_LEGACY_MAGIC)),
         ("tar", looks_like_tar(head)),
-        ("pickle", looks_like_pickle(head)),
         ("safetensors", looks_like_safetensors(head, size)),
+        ("pickle", looks_like_pickle(head, size)),
         ("joblib-zfile", head.startswith(JOBLIB_ZF) and looks_like_zlib(head[21:])),
         ("zlib", looks_like_zlib(head)),
         ("lzma", looks_like_lzma_alone(head) and suffix_of(name) not in (".txt", ".csv")),

@@ -217,14 +217,62 @@ def _prefixes(module: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def _data_lines(name: str) -> list[str]:
+    from importlib.resources import files
+
+    text = files("mlwarden.scan").joinpath(name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
 @functools.cache
 def _sklearn_estimators() -> frozenset[str]:
     """``module.qualname`` of every public scikit-learn estimator (a static list: importing all
     of sklearn to enumerate them would cost seconds per scan; see scripts/gen_sklearn_allowlist.py)."""
-    from importlib.resources import files
+    return frozenset(_data_lines("allowlist_sklearn.txt"))
 
-    text = files("mlwarden.scan").joinpath("allowlist_sklearn.txt").read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+@functools.cache
+def _torch_layers() -> frozenset[str]:
+    """Standard ``torch.nn`` layer classes and tensor rebuild helpers that a full-module
+    ``torch.save`` needs (a static list; see scripts/gen_torch_allowlist.py)."""
+    return frozenset(_data_lines("allowlist_torch.txt"))
+
+
+@dataclass(frozen=True)
+class ArgRef:
+    """What an allowlisted callable calls: ``args[index]``, or ``getattr(args[index], attr)``.
+
+    ``attr`` is ``"*"`` when the attribute's name is computed. For a class, ``args`` are
+    those its constructor receives; for a ``Class.__setstate__`` entry, index 0 is the state.
+    """
+
+    index: int
+    attr: str | None = None
+
+
+@functools.cache
+def _trampoline_table() -> dict[str, tuple[ArgRef, ...]]:
+    table: dict[str, tuple[ArgRef, ...]] = {}
+    for line in _data_lines("trampolines.txt"):
+        name, _, refs = line.partition("\t")
+        table[name] = tuple(
+            ArgRef(int(idx), attr or None)
+            for idx, _, attr in (ref.partition(".") for ref in refs.split())
+        )
+    return table
+
+
+def trampolines(full_name: str) -> tuple[ArgRef, ...]:
+    """The arguments the allowlisted callable ``full_name`` calls (empty: it calls none).
+
+    Such a callable is only admitted together with what it calls: the called argument must
+    itself be admitted. The table is derived from the callables' code by
+    scripts/gen_trampolines.py and read lazily from scan/trampolines.txt, so deciding never
+    imports pandas or torch.
+    """
+    module, _, name = full_name.rpartition(".")
+    module = _ALIASES.get(module, module)
+    return _trampoline_table().get(f"{module}.{name}", ())
 
 
 class Policy:
@@ -246,7 +294,7 @@ class Policy:
             return Verdict("dangerous", _danger_severity(module), danger)
         if full in SAFE or full in SAFE_OVER_DANGEROUS or (
             module.startswith("sklearn.") and "." not in name and full in _sklearn_estimators()
-        ):
+        ) or (module.startswith("torch.") and "." not in name and full in _torch_layers()):
             return Verdict("safe", Severity.INFO, f"{full} is on mlwarden's allowlist")
         if full in self.allow_exact or self._module_allowed(module):
             return Verdict("safe", Severity.INFO, f"{full} is allowed by the user")

@@ -26,30 +26,28 @@ def scan_tar(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
     try:
         tar = tarfile.open(fileobj=stream, mode="r:")  # type: ignore[arg-type]
     except (tarfile.TarError, OSError, ValueError) as exc:
-        ctx.add(ScanIssue(kind="tar.parse_error", severity=Severity.MEDIUM, where=where,
-                          message=f"cannot read the tar archive: {exc}",
-                          remediation="Re-create the archive from a trusted source."))
+        ctx.incomplete("tar.parse_error", where, f"cannot read the tar archive ({exc})",
+                       remediation="Re-create the archive from a trusted source.")
         return
     members: list[tarfile.TarInfo] = []
     try:
         while (info := tar.next()) is not None:
             members.append(info)
             if len(members) >= ctx.limits.max_members:
-                ctx.add(ScanIssue(kind="archive.member_limit", severity=Severity.MEDIUM, where=where,
-                                  message=f"more than {ctx.limits.max_members} members; the rest are not scanned"))
+                ctx.incomplete("archive.member_limit", where,
+                               f"more than {ctx.limits.max_members} members; the rest are not scanned")
                 break
     except (tarfile.TarError, OSError, ValueError) as exc:
-        ctx.add(ScanIssue(kind="tar.parse_error", severity=Severity.MEDIUM, where=where,
-                          message=f"tar archive is corrupt after {len(members)} members: {exc}",
-                          remediation="Re-create the archive from a trusted source."))
+        ctx.incomplete("tar.parse_error", where, f"tar archive is corrupt after {len(members)} members ({exc})",
+                       remediation="Re-create the archive from a trusted source.")
     names = {m.name.rstrip("/").rsplit("/", 1)[-1] for m in members if m.isfile()}
-    legacy = {"pickle", "storages"} <= names and names <= LEGACY_TAR_MEMBERS
+    legacy = {"pickle", "storages"} <= names <= LEGACY_TAR_MEMBERS
     ctx.formats[str(where)] = "pytorch-legacy-tar" if legacy else "tar"
     size = stream.seek(0, 2)
     for info in members:
         if ctx.out_of_time():
-            ctx.add(ScanIssue(kind="scan.time_limit", severity=Severity.MEDIUM, where=where,
-                              message="scan time limit reached; remaining members not scanned"))
+            ctx.incomplete("scan.time_limit", where, f"scan time limit of {ctx.limits.max_seconds:g}s reached "
+                           f"before member {info.name!r}; it and the members after it are not scanned")
             return
         child = where.child(info.name)
         _check_member(ctx, child, info)
@@ -57,8 +55,7 @@ def scan_tar(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
             continue
         end = info.offset_data + info.size
         if end > size:
-            ctx.add(ScanIssue(kind="tar.truncated", severity=Severity.MEDIUM, where=child,
-                              message=f"member claims {info.size} bytes but the archive ends first"))
+            ctx.incomplete("tar.truncated", child, f"member claims {info.size} bytes but the archive ends first")
         member = window(stream, info.offset_data, min(end, size))
         base = info.name.rsplit("/", 1)[-1]
         if legacy and base in ("storages", "tensors"):

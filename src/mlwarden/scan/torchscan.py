@@ -76,26 +76,20 @@ def scan_keras_config_member(content: BinaryIO, ctx: ScanContext, where: Where) 
 
 
 def scan_torch_legacy(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> None:
-    """Scan the five stacked pickles of a legacy (pre-zip) PyTorch file."""
-    from .joblibscan import ReplayError, replay
-    from .pickle import scan_pickle
+    """Scan the five stacked pickles of a legacy (pre-zip) PyTorch file, each to its STOP."""
+    from .pickle import scan_one_pickle
 
     size = stream.seek(0, 2)
     pos = 0
     for label in _LEGACY_PICKLES:
         stream.seek(pos)
-        try:
-            replay(stream, None, max_ops=ctx.limits.max_opcodes, joblib=False)
-        except ReplayError as exc:
-            # let the pickle scanner read the rest itself: it reports the parse error in place
-            ctx.add(ScanIssue(kind="torch.legacy_parse_error", severity=Severity.MEDIUM, where=where, offset=pos,
-                              message=f"the {label} pickle of a legacy PyTorch file does not parse: {exc}",
+        end = scan_one_pickle(window(stream, pos, size), ctx, where)
+        if end is None:  # the walker reported where and why; the loader stops there too
+            ctx.add(ScanIssue(kind="torch.legacy_parse_error", severity=Severity.MEDIUM, where=where,
+                              offset=pos, message=f"the {label} pickle of a legacy PyTorch file does not parse",
                               remediation="Re-save the checkpoint with a current torch.save from trusted code."))
-            scan_pickle(window(stream, pos, size), ctx, where, expect_trailing_data=True)
             return
-        end = stream.tell()
-        scan_pickle(window(stream, pos, end), ctx, where)
-        pos = end
+        pos += end
 
 
 def scan_first_pickle(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
@@ -105,18 +99,12 @@ def scan_first_pickle(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
     raw storage bytes whose lengths depend on the storage types, and are reported as not
     inspected rather than guessed at.
     """
-    from .joblibscan import ReplayError, replay
-    from .pickle import scan_pickle
+    from .pickle import scan_one_pickle
 
     size = stream.seek(0, 2)
     stream.seek(0)
-    try:
-        replay(stream, None, max_ops=ctx.limits.max_opcodes, joblib=False)
-        end = stream.tell()
-    except ReplayError:
-        end = size
-    scan_pickle(window(stream, 0, end), ctx, where)
-    if end < size:
+    end = scan_one_pickle(stream, ctx, where)
+    if end is not None and end < size:
         ctx.add(ScanIssue(kind="torch.legacy_tar_records", severity=Severity.LOW, where=where,
                           message=f"{size - end} bytes of legacy storage records after the first pickle are not inspected",
                           remediation="Re-save the checkpoint with a current torch.save from trusted code."))

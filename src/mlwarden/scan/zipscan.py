@@ -1,6 +1,8 @@
 """Zip archives (and so PyTorch checkpoints, TorchScript, .npz, .keras), parsed by hand.
 
-Python's zipfile refuses members that PyTorch still loads (flag bits 0x1/0x20/0x40, bad
+Archives are located as the loaders locate them (the *last* end record, see
+``ziputil.find_end_records``); every other directory a reader may take is scanned too and
+reported. Python's zipfile refuses members that PyTorch still loads (flag bits 0x1/0x20/0x40, bad
 CRCs), so this module reads the end-of-central-directory record and the central directory
 itself, *and* walks the local file headers: a member seen by only one of them, or
 described differently by each, is an issue and is still scanned. Members are scanned by
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import lzma
 import struct
 import zlib
 from collections.abc import Iterator
@@ -22,11 +23,18 @@ from typing import BinaryIO
 
 from ..findings import Severity
 from .base import ScanContext, ScanIssue, Where
-from .compressed import Decoder, window, spool
+from .compressed import DECODE_ERRORS, Decoder, spool, window
 from .detect import HEAD_BYTES, sniff
-from .ziputil import ZipEntry, member_name_problem, read_central, walk_local
+from .picklesniff import NO, head_verdict
+from .ziputil import (
+    ZipEntry,
+    find_end_records,
+    member_name_problem,
+    read_central,
+    walk_local,
+)
 
-_METHODS = {0: "stored", 8: "deflate", 12: "bz2", 14: "zip-lzma"}
+_METHODS = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bz2", 14: "zip-lzma"}
 _ODD_FLAGS = 0x1 | 0x20 | 0x40
 
 
@@ -41,9 +49,7 @@ def scan_zip(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
     from . import torchscan
 
     size = stream.seek(0, 2)
-    central, adjust, problems = read_central(stream, size, ctx.limits.max_members)
-    for kind, severity, message in problems:
-        ctx.add(ScanIssue(kind=kind, severity=severity, message=message, where=where))
+    central, adjust = _read_directories(stream, ctx, where, size)
     local, local_problems = walk_local(stream, size, {e.header_offset: e for e in central}, adjust, ctx.limits.max_members)
     for kind, severity, message in local_problems:
         ctx.add(ScanIssue(kind=kind, severity=severity, message=message, where=where))
@@ -75,10 +81,45 @@ def scan_zip(stream: BinaryIO, ctx: ScanContext, where: Where, name: str) -> Non
     _check_names(ctx, where, members)
     for member in members:
         if ctx.out_of_time():
-            ctx.add(ScanIssue(kind="scan.time_limit", severity=Severity.MEDIUM, where=where,
-                              message="scan time limit reached; remaining members not scanned"))
+            ctx.incomplete("scan.time_limit", where, f"scan time limit of {ctx.limits.max_seconds:g}s reached "
+                           f"before member {member.entry.name!r}; it and the members after it are not scanned")
             return
         _scan_member(stream, ctx, where.child(member.entry.name), member, fmt)
+
+
+def _read_directories(stream: BinaryIO, ctx: ScanContext, where: Where, size: int) -> tuple[list[ZipEntry], int]:
+    """Every central directory a reader may take, the loaders' first; entries deduplicated."""
+    ends = find_end_records(stream, size)
+    records = [p for p in dict.fromkeys((ends.python, ends.miniz, *ends.others)) if p is not None]
+    if not records:
+        ctx.add(ScanIssue(kind="zip.no_central_directory", severity=Severity.HIGH, where=where,
+                          message="no end-of-central-directory record: the archive is truncated or built to evade "
+                          "zip readers; only its local headers are scanned, as streaming readers see them",
+                          remediation="Re-create the archive from a trusted source."))
+        return [], 0
+    if ends.python != ends.miniz:
+        ctx.add(ScanIssue(kind="zip.end_record_disagreement", severity=Severity.HIGH, where=where,
+                          message="Python's zipfile and PyTorch's reader find different end-of-central-directory "
+                          f"records (at {ends.python} and {ends.miniz}): each loader sees another archive; both are scanned",
+                          detail={"zipfile": ends.python, "torch": ends.miniz},
+                          remediation="Rebuild the archive with a standard tool from trusted contents."))
+    if ends.others:
+        ctx.add(ScanIssue(kind="zip.multiple_end_records", severity=Severity.HIGH, where=where,
+                          message=f"{len(ends.others)} more end-of-central-directory record(s) before the last one "
+                          "describe another archive (one hidden in a comment, or appended): readers that take "
+                          "another record see other members; every such archive is scanned",
+                          detail={"records": [*records]},
+                          remediation="Rebuild the archive with a standard tool from trusted contents."))
+    entries: dict[int, ZipEntry] = {}
+    adjust = None
+    for pos in records:
+        central, shift, problems = read_central(stream, size, pos, ctx.limits.max_members)
+        adjust = shift if adjust is None else adjust
+        for kind, severity, message in problems:
+            ctx.add(ScanIssue(kind=kind, severity=severity, message=message, where=where))
+        for e in central:
+            entries.setdefault(e.header_offset, e)  # the loaders' directory comes first and wins
+    return list(entries.values()), adjust or 0
 
 
 def _compare(ctx: ScanContext, where: Where, central: ZipEntry, local: ZipEntry) -> None:
@@ -130,9 +171,9 @@ def _scan_member(stream: BinaryIO, ctx: ScanContext, where: Where, member: _Memb
     raw = window(stream, member.data_offset, member.data_offset + e.csize)
     kind = _METHODS.get(e.method)
     if kind is None:
-        ctx.add(ScanIssue(kind="zip.unsupported_method", severity=Severity.MEDIUM, where=where,
-                          message=f"compression method {e.method} is not supported; the member is not inspected",
-                          detail={"method": e.method}))
+        ctx.incomplete("zip.unsupported_method", where,
+                       f"compression method {e.method} is not supported, so the member is not inspected",
+                       method=e.method)
         return
     if kind == "stored":
         if e.usize != e.csize and not e.flags & 0x8:
@@ -155,7 +196,9 @@ def _scan_member(stream: BinaryIO, ctx: ScanContext, where: Where, member: _Memb
     head_chunks, head = _take_head(chunks, ctx, where)
     if head is None:
         return
-    if sniff(head, e.name, e.usize) is None:
+    # a full head means more may follow, whatever size the header declares
+    real = len(head) if len(head) < HEAD_BYTES else max(e.usize, len(head) + 1)
+    if sniff(head, e.name, real) is None and head_verdict(head, real) == NO:
         # nothing to inspect past the head (tensor data, text): record the format, stop there
         _dispatch_checked(io.BytesIO(head), ctx, where, e, fmt)
         return
@@ -194,11 +237,10 @@ def _take_head(chunks: Iterator[bytes], ctx: ScanContext, where: Where) -> tuple
             taken.append(chunk)
             if sum(map(len, taken)) >= HEAD_BYTES:
                 break
-    except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError) as exc:  # bz2 raises OSError
-        ctx.add(ScanIssue(kind="archive.decompress_error", severity=Severity.MEDIUM, where=where,
-                          message=f"cannot decompress the member: {exc}"
-                          + ("" if not taken else "; only the bytes before the error are scanned"),
-                          remediation="Re-create the archive from a trusted source; a corrupt member can hide content."))
+    except DECODE_ERRORS as exc:
+        ctx.incomplete("archive.decompress_error", where, f"cannot decompress the member ({exc})"
+                       + ("" if not taken else "; only the bytes before the error are scanned"),
+                       remediation="Re-create the archive from a trusted source; a corrupt member can hide content.")
         if not taken:
             return taken, None
     return taken, b"".join(taken)[:HEAD_BYTES]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..findings import Severity
+from .base import NOT_FULLY_SCANNED
 
 Problem = tuple[str, Severity, str]
 
@@ -74,34 +75,83 @@ def _zip64(extra: bytes, want: list[str], values: dict[str, int]) -> None:
         return
 
 
-def _find_eocd(stream: BinaryIO, size: int) -> tuple[int, bytes] | None:
+@dataclass(frozen=True)
+class EndRecords:
+    """Where the readers that matter find the end of central directory record.
+
+    ``python`` is Python's zipfile (numpy's ``.npz``, Keras): the last 22 bytes when they
+    are a record without comment, else the *last* signature in the final 64 KiB, and no
+    archive at all when fewer than 22 bytes follow it. ``miniz`` is PyTorch's reader: the
+    last signature with at least 22 bytes after it. ``others`` are earlier records whose
+    comment ends exactly at the end of the file and that point at a central directory:
+    readers that check the comment length (libzip, the old mlwarden) take those. Records
+    of zips stored *inside* a member end before the file does, and are not among them.
+    """
+
+    python: int | None
+    miniz: int | None
+    others: tuple[int, ...]
+
+
+def find_end_records(stream: BinaryIO, size: int) -> EndRecords:
     start = max(0, size - _EOCD.size - _MAX_COMMENT)
     stream.seek(start)
     tail = stream.read(size - start)
+    sigs: list[int] = []
     pos = tail.rfind(b"PK\x05\x06")
-    first = None
     while pos >= 0:
-        record = tail[pos : pos + _EOCD.size]
-        if len(record) == _EOCD.size:
-            first = first if first is not None else (start + pos, record)
-            if pos + _EOCD.size + _EOCD.unpack(record)[7] == len(tail):  # comment fills the rest exactly
-                return start + pos, record
+        sigs.append(start + pos)
         pos = tail.rfind(b"PK\x05\x06", 0, pos)
-    return first
+    whole = [p for p in sigs if p + _EOCD.size <= size]
+    if size >= _EOCD.size and tail[-_EOCD.size:][:4] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+        python: int | None = size - _EOCD.size
+    else:
+        python = sigs[0] if sigs and sigs[0] + _EOCD.size <= size else None
+    miniz = whole[0] if whole else None
+    chosen = {python, miniz}
+    others = tuple(p for p in whole if p not in chosen and _points_at_directory(stream, size, p))
+    return EndRecords(python=python, miniz=miniz, others=others)
 
 
-def read_central(stream: BinaryIO, size: int, max_members: int) -> tuple[list[ZipEntry], int, list[Problem]]:
-    """Central-directory entries, the offset of data prepended to the archive, and problems."""
+def ends_in_archive(stream: BinaryIO, size: int) -> bool:
+    """Whether a zip reader would find an archive that ends this content (a zip appended to it)."""
+    stream.seek(max(0, size - _EOCD.size - _MAX_COMMENT))
+    if b"PK\x05\x06" not in stream.read():
+        return False
+    ends = find_end_records(stream, size)
+    return any(p is not None and _points_at_directory(stream, size, p) for p in (ends.python, ends.miniz))
+
+
+def _points_at_directory(stream: BinaryIO, size: int, pos: int) -> bool:
+    """Whether the record at ``pos`` is a real one (an empty archive, or a directory where it says)."""
+    stream.seek(pos)
+    fields = _EOCD.unpack(stream.read(_EOCD.size))
+    count, cd_size, cd_offset, comment_len = fields[4], fields[5], fields[6], fields[7]
+    if pos + _EOCD.size + comment_len != size:
+        return False
+    if count == 0 and cd_size == 0:
+        return True
+    for at in {cd_offset, pos - cd_size}:  # absolute, or relative to data prepended to it
+        if 0 <= at < pos:
+            stream.seek(at)
+            if stream.read(4) == b"PK\x01\x02":
+                return True
+    return False
+
+
+def read_central(stream: BinaryIO, size: int, eocd_pos: int, max_members: int
+                 ) -> tuple[list[ZipEntry], int, list[Problem]]:
+    """Central-directory entries of the record at ``eocd_pos``, the offset of data
+    prepended to the archive (as Python's zipfile computes it), and problems."""
     problems: list[Problem] = []
-    found = _find_eocd(stream, size)
-    if found is None:
-        problems.append(("zip.no_central_directory", Severity.MEDIUM,
-                         "no end-of-central-directory record: the archive is truncated or built to evade zip "
-                         "readers; only its local headers are scanned"))
-        return [], 0, problems
-    eocd_pos, record = found
-    _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack(record)
+    stream.seek(eocd_pos)
+    record = stream.read(_EOCD.size)
+    _, _, _, _, count, cd_size, cd_offset, comment_len = _EOCD.unpack(record)
     base = eocd_pos
+    if eocd_pos + _EOCD.size + comment_len < size:
+        problems.append(("zip.trailing_data", Severity.HIGH,
+                         (f"{size - eocd_pos - _EOCD.size - comment_len} bytes follow the archive's end record "
+                          "and comment: zip readers ignore them, other readers may not")))
     # a zip64 end record sits just before a locator that precedes the classic one; writers
     # such as PyTorch's add it even when no field overflows, and then it ends the directory
     stream.seek(max(0, eocd_pos - _LOCATOR64.size))
@@ -115,16 +165,19 @@ def read_central(stream: BinaryIO, size: int, max_members: int) -> tuple[list[Zi
             base = eocd_pos - _LOCATOR64.size - _EOCD64.size
     adjust = base - cd_size - cd_offset  # bytes prepended to the archive (self-extractors)
     if adjust < 0:
-        problems.append(("zip.bad_central_directory", Severity.MEDIUM,
+        problems.append(("zip.bad_central_directory", Severity.HIGH,
                          f"central directory offset {cd_offset} + size {cd_size} points past its end record"))
         adjust = 0
     elif adjust:
-        problems.append(("zip.prepended_data", Severity.MEDIUM,
-                         f"{adjust} bytes precede the archive: a polyglot or self-extracting file"))
+        # Python's zipfile shifts every offset by this much; PyTorch's reader and numpy's
+        # sniffing do not (to them the file is not a zip but, say, a pickle)
+        problems.append(("zip.prepended_data", Severity.HIGH,
+                         (f"{adjust} bytes precede the archive: a polyglot or self-extracting file that "
+                          "zipfile, PyTorch and numpy each read differently")))
     entries: list[ZipEntry] = []
     pos, end = cd_offset + adjust, min(size, cd_offset + adjust + cd_size)
     if pos >= size:
-        problems.append(("zip.bad_central_directory", Severity.MEDIUM,
+        problems.append(("zip.bad_central_directory", Severity.HIGH,
                          f"central directory offset {cd_offset} lies past the end of the file"))
         return [], adjust, problems
     stream.seek(pos)
@@ -133,8 +186,9 @@ def read_central(stream: BinaryIO, size: int, max_members: int) -> tuple[list[Zi
     while at + _CENTRAL.size <= len(blob):
         fields = _CENTRAL.unpack_from(blob, at)
         if fields[0] != b"PK\x01\x02":
-            problems.append(("zip.bad_central_directory", Severity.MEDIUM,
-                             f"central directory entry {len(entries)} has a bad signature; later entries are not read"))
+            problems.append(("zip.bad_central_directory", Severity.HIGH,
+                             (f"central directory entry {len(entries)} has a bad signature; later entries are not "
+                              f"read; {NOT_FULLY_SCANNED}")))
             break
         made_by, flags, method, crc, csize, usize = fields[1], fields[3], fields[4], fields[7], fields[8], fields[9]
         nlen, xlen, clen, ext_attr, offset = fields[10], fields[11], fields[12], fields[15], fields[16]
@@ -150,11 +204,11 @@ def read_central(stream: BinaryIO, size: int, max_members: int) -> tuple[list[Zi
         ))
         at += 46 + nlen + xlen + clen
         if len(entries) >= max_members:
-            problems.append(("archive.member_limit", Severity.MEDIUM,
-                             f"more than {max_members} members; the rest are not scanned"))
+            problems.append(("archive.member_limit", Severity.HIGH,
+                             f"more than {max_members} members; the rest are not scanned; {NOT_FULLY_SCANNED}"))
             break
     if len(entries) != count and len(entries) < max_members:
-        problems.append(("zip.bad_central_directory", Severity.MEDIUM,
+        problems.append(("zip.bad_central_directory", Severity.HIGH,
                          f"end record announces {count} members but the central directory holds {len(entries)}"))
     return entries, adjust, problems
 
@@ -190,8 +244,9 @@ def walk_local(
         elif not flags & 0x8:
             length = values["csize"]
         else:
-            problems.append(("zip.local_unresolved", Severity.MEDIUM,
-                             f"local header at {pos} has no central entry and no sizes; headers after it are not walked"))
+            problems.append(("zip.local_unresolved", Severity.HIGH,
+                             (f"local header at {pos} has no central entry and no sizes; headers after it are not "
+                              f"walked; {NOT_FULLY_SCANNED}")))
             continue
         nxt = data + length
         if flags & 0x8:  # data descriptor: optional signature, crc, then 4- or 8-byte sizes

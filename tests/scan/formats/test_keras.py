@@ -138,4 +138,4 @@ def test_missing_h5py_is_reported(scan, tmp_path, monkeypatch):
     write_h5(tmp_path / "m.h5", sequential(keras2_lambda()))
     monkeypatch.setitem(sys.modules, "h5py", None)  # makes `import h5py` raise ImportError
     issues = scan(scan_keras_h5, (tmp_path / "m.h5").read_bytes())
-    assert [(i.kind, i.severity.value) for i in issues] == [("keras.h5_unreadable", "medium")]
+    assert [(i.kind, i.severity.value) for i in issues] == [("keras.h5_unreadable", "high")]  # fails closed

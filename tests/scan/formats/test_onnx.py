@@ -12,7 +12,7 @@ from mlwarden.scan.formats.onnx import scan_onnx
 from .conftest import kinds
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper
 
 
 def graph(nodes, initializers=(), name="g"):

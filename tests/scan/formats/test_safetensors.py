@@ -107,17 +107,25 @@ def test_gap_is_low_and_trailing_payload_is_medium(scan):
 def test_malformed_headers_are_parse_errors(scan, raw):
     issues = scan(scan_safetensors, build(raw, bytes(4)))
     assert [i.kind for i in issues] == ["safetensors.parse_error"]
-    assert issues[0].severity.value == "medium"
+    assert issues[0].severity.value == "high"  # fails closed: what no parser accepts is not vetted
 
 
-def test_header_length_past_end_of_file(scan):
+def test_header_length_past_end_of_file_is_high(scan):
     issues = scan(scan_safetensors, build(valid_header(), bytes(22), n=10_000))
-    assert [i.kind for i in issues] == ["safetensors.parse_error"]
+    assert [(i.kind, i.severity.value) for i in issues] == [("safetensors.header_out_of_range", "high")]
+    assert issues[0].detail["header_bytes"] == 10_000
 
 
 def test_header_over_limit_is_not_read(scan):
     issues = scan(scan_safetensors, build(valid_header(), bytes(22)), limits=Limits(max_header_bytes=64))
-    assert [i.kind for i in issues] == ["safetensors.header_too_large"]
+    assert [(i.kind, i.severity.value) for i in issues] == [("safetensors.header_too_large", "high")]
+
+
+def test_header_of_countless_containers_is_refused_before_parsing(scan):
+    raw = b'{"a": [' + b"[]," * 5000 + b"[]]}"
+    issues = scan(scan_safetensors, build(raw, bytes(4)), limits=Limits(max_json_tokens=1000))
+    assert [(i.kind, i.severity.value) for i in issues] == [("safetensors.header_too_complex", "high")]
+    assert "not fully scanned" in issues[0].message
 
 
 @pytest.mark.parametrize("data", [b"", b"\x01\x02", struct.pack("<Q", 2**63)])

@@ -1,3 +1,4 @@
-"""artifact.* — model files scanned without loading them (allowlist-first for pickles)."""
+"""artifact.* — model files scanned without loading them (allowlist-first for pickles).
 
-from . import scanning  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

@@ -3,6 +3,7 @@ code folders, scanned once per audit; each family reports its own issues."""
 
 from __future__ import annotations
 
+from typing import Any
 
 from ...registry import AuditContext, Check, Outcome
 from ...scan import scan_paths
@@ -16,6 +17,10 @@ def _scan_once(ctx: AuditContext) -> dict[str, tuple[list, dict]]:
         spec = ctx.spec
         artifact = spec.artifact()
         targets = ([artifact] if artifact else []) + [spec.resolve(p) for p in spec.code]
+        if spec.infra:  # model files that serving configs point at are loaded by those servers
+            from ..infra.serving import scan_once
+
+            targets += sorted({m.local for m in scan_once(ctx).models if m.local} - set(targets))
         allow = spec.model.allow if spec.model else []
         scans = scan_paths(targets, policy=Policy(allow=allow))
         ctx.cache["artifact.scan"] = group(scans, spec.display)
@@ -23,9 +28,14 @@ def _scan_once(ctx: AuditContext) -> dict[str, tuple[list, dict]]:
 
 
 class ArtifactCheck(Check):
-    needs = ("artifact",)
     stage = "artifact"
     family: Family
+
+    @classmethod
+    def unmet(cls, spec: Any) -> str | None:
+        if (spec.model and spec.model.artifact) or spec.infra:
+            return None
+        return "needs model.artifact (or infra: configs that name model files) in the spec"
 
     def run(self, ctx: AuditContext) -> Outcome:
         findings, metrics = _scan_once(ctx)[self.id]

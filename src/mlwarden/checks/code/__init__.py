@@ -1,3 +1,4 @@
-"""code.* — unsafe patterns in the pipeline's training and serving code (AST-based)."""
+"""code.* — unsafe patterns in the pipeline's training and serving code (AST-based).
 
-from . import patterns  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

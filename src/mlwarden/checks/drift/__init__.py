@@ -1,3 +1,4 @@
-"""Distribution drift between train and the other splits (test, production, feedback)."""
+"""Distribution drift between train and the other splits (test, production, feedback).
 
-from . import columns  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

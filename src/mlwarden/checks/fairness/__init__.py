@@ -1,4 +1,5 @@
 """fairness.* — bias in the data (representation, base rates, proxies) and in the model's
-decisions (disparities, intersections, counterfactual probes)."""
+decisions (disparities, intersections, counterfactual probes).
 
-from . import base_rates, counterfactual, disparity, proxies, representation  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

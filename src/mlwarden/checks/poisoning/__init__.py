@@ -1,3 +1,4 @@
-"""Poisoning suspects and label quality: conflicting labels, label issues, feedback screening."""
+"""Poisoning suspects and label quality: conflicting labels, label issues, feedback screening.
 
-from . import conflicts, feedback, label_issues  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

@@ -1,3 +1,4 @@
-"""data.privacy.* — personal data in the datasets: PII values and re-identification risk."""
+"""data.privacy.* — personal data in the datasets: PII values and re-identification risk.
 
-from . import kanonymity, pii  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

@@ -1,4 +1,5 @@
 """data.quality.* — missing values, constant and mixed-type columns, class balance,
-duplicate rows within a split, and values outside the spec's constraints."""
+duplicate rows within a split, and values outside the spec's constraints.
 
-from . import balance, columns, duplicates, ranges  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

@@ -1,3 +1,4 @@
-"""Checks over where the data and the model are stored: local permissions, S3 buckets."""
+"""Checks over where the data and the model are stored: local permissions, S3 buckets.
 
-from . import local, s3  # noqa: F401
+Its modules load on demand (see ``mlwarden.checks.CATALOG``).
+"""

@@ -88,9 +88,9 @@ def scan_gguf(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
         meta = _header_and_metadata(r, ctx, add)
         _tensor_table(r, meta, ctx, add)
     except _Stop as e:
-        add("parse_error", Severity.MEDIUM, f"GGUF parse stopped: {e}",
-            "The header lies about its own sizes; llama.cpp-based loaders have overflowed on such files. "
-            "Do not load it.", offset=r.pos)
+        ctx.incomplete("gguf.parse_error", where, f"GGUF parse stopped ({e})", offset=r.pos,
+                       remediation="The header lies about its own sizes; llama.cpp-based loaders have "
+                       "overflowed on such files. Do not load it.")
 
 
 def _header_and_metadata(r: _Reader, ctx: ScanContext, add: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import re
 from typing import Any, BinaryIO
 
 from ...findings import Severity
-from ..base import ScanContext, ScanIssue, Where
+from ..base import NOT_FULLY_SCANNED, ScanContext, ScanIssue, Where
 
 _SAFE_ROOTS = {"keras", "tensorflow", "tf_keras"}
 _DANGEROUS_ROOTS = {"os", "posix", "nt", "subprocess", "builtins", "__builtin__", "sys", "importlib",
@@ -33,7 +33,7 @@ _BYTECODE_NAMES = {b"os", b"posix", b"subprocess", b"system", b"popen", b"eval",
                    b"marshal", b"pickle", b"ctypes", b"importlib", b"shutil", b"pty", b"check_output"}
 # marshal writes short ASCII strings as a type byte ('z'/'Z', plus 0x80 when referenced),
 # a one-byte length, then the bytes.
-_SHORT_STRING = re.compile(rb"[zZ\xda\xfa](.)", re.S)
+_SHORT_STRING = re.compile(rb"[zZ\xda\xfa](.)", re.DOTALL)
 _REMEDIATION = (
     "Do not load this model with keras. keras.saving.load_model(path, safe_mode=True) — the default "
     "in Keras 3 — refuses lambda bytecode in .keras files, but safe_mode does not cover legacy .h5 "
@@ -47,7 +47,7 @@ def scan_keras_h5(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
     try:
         import h5py  # optional: reading attributes executes nothing, but it is a C parser
     except ImportError:
-        ctx.add(ScanIssue(kind="keras.h5_unreadable", severity=Severity.MEDIUM, where=where,
+        ctx.add(ScanIssue(kind="keras.h5_unreadable", severity=Severity.HIGH, where=where,
                           message="h5py is not installed, so this HDF5 Keras file was not inspected",
                           remediation="pip install h5py, then scan again."))
         return
@@ -61,19 +61,19 @@ def scan_keras_h5(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
                     if name in group.attrs:
                         size = group.attrs.get_id(name).get_storage_size()
                         if size > ctx.limits.max_header_bytes:
-                            _add(ctx, where, "keras.config_too_large", Severity.MEDIUM,
+                            _add(ctx, where, "keras.config_too_large", Severity.HIGH,
                                  f"{name} is {size} bytes, over the limit; not inspected")
                             continue
                         configs.append((f"{group.name}:{name}", group.attrs[name]))
     except Exception as e:  # h5py raises OSError, KeyError, ValueError… on hostile files
-        _add(ctx, where, "keras.h5_unreadable", Severity.MEDIUM,
+        _add(ctx, where, "keras.h5_unreadable", Severity.HIGH,
              f"cannot read as HDF5: {type(e).__name__}: {str(e)[:200]}",
              "A file no parser accepts cannot be reviewed; re-export the model.")
         return
     for label, raw in configs:
         data = raw.encode() if isinstance(raw, str) else bytes(raw) if isinstance(raw, (bytes, bytearray)) else None
         if data is None:
-            _add(ctx, where, "keras.parse_error", Severity.MEDIUM, f"{label} is not a string attribute")
+            _add(ctx, where, "keras.parse_error", Severity.HIGH, f"{label} is not a string attribute")
             continue
         scan_keras_config(data, ctx, where, label=label)
 
@@ -82,12 +82,18 @@ def scan_keras_config(config: bytes, ctx: ScanContext, where: Where, *, label: s
     """Walk a Keras model config (config.json of a .keras zip, or an .h5 model_config)."""
     ctx.formats.setdefault(str(where), "keras")
     if len(config) > ctx.limits.max_header_bytes:
-        _add(ctx, where, "keras.config_too_large", Severity.MEDIUM, f"{label} is {len(config)} bytes; not inspected")
+        _add(ctx, where, "keras.config_too_large", Severity.HIGH, f"{label} is {len(config)} bytes; not inspected")
+        return
+    tokens = config.count(b"[") + config.count(b"{") + config.count(b",")
+    if tokens > ctx.limits.max_json_tokens:  # json.loads would spend gigabytes on it (see jsonguard)
+        _add(ctx, where, "keras.config_too_large", Severity.HIGH,
+             f"{label} holds {tokens} JSON containers and items, over the {ctx.limits.max_json_tokens} limit; "
+             f"not inspected ({NOT_FULLY_SCANNED})")
         return
     try:
         tree = json.loads(config)
     except (ValueError, RecursionError) as e:
-        _add(ctx, where, "keras.parse_error", Severity.MEDIUM, f"{label} is not valid JSON: {str(e)[:200]}",
+        _add(ctx, where, "keras.parse_error", Severity.HIGH, f"{label} is not valid JSON: {str(e)[:200]}",
              "A config no parser accepts cannot be reviewed; re-export the model.")
         return
     _walk(tree, "", ctx, where, 0)
@@ -95,7 +101,7 @@ def scan_keras_config(config: bytes, ctx: ScanContext, where: Where, *, label: s
 
 def _walk(node: Any, path: str, ctx: ScanContext, where: Where, depth: int) -> None:
     if depth > 200:
-        _add(ctx, where, "keras.parse_error", Severity.MEDIUM, f"config nested deeper than 200 levels at {path}")
+        _add(ctx, where, "keras.parse_error", Severity.HIGH, f"config nested deeper than 200 levels at {path}")
         return
     if isinstance(node, list):
         for i, item in enumerate(node):

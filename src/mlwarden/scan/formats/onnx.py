@@ -49,9 +49,8 @@ def scan_onnx(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
         if not found.has_graph:
             raise ParseError("no graph field: not an ONNX model")
     except ParseError as e:
-        ctx.add(ScanIssue(kind="onnx.parse_error", severity=Severity.MEDIUM, where=where,
-                          message=f"cannot parse as ONNX: {e}",
-                          remediation="A model no parser accepts cannot be reviewed; re-export it."))
+        ctx.incomplete("onnx.parse_error", where, f"cannot parse as ONNX ({e})",
+                       remediation="A model no parser accepts cannot be reviewed; re-export it.")
     _report(found, ctx, where)
 
 

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from ...findings import Severity
 from ..base import ScanContext, ScanIssue, Where
+from .jsonguard import read_bounded
 from .protobuf import stream_size
 
 # Bits per element, from the reference implementation's Dtype enum (safetensors ≥ 0.6).
@@ -45,26 +46,35 @@ def scan_safetensors(stream: BinaryIO, ctx: ScanContext, where: Where) -> None:
                           where=where, detail=detail, remediation=remediation))
 
     if size < 8:
-        add("parse_error", Severity.MEDIUM, f"file is {size} bytes, too short for a safetensors header")
+        ctx.incomplete("safetensors.parse_error", where, f"file is {size} bytes, too short for a safetensors header")
         return
     n = int.from_bytes(stream.read(8), "little")
-    if n > ctx.limits.max_header_bytes:
-        add("header_too_large", Severity.MEDIUM,
-            f"header claims {n} bytes, over the {ctx.limits.max_header_bytes}-byte limit; not inspected",
-            "Raise Limits.max_header_bytes if the file is trusted, or re-save it.", header_bytes=n)
-        return
     if n > size - 8:
-        add("parse_error", Severity.MEDIUM,
-            f"header claims {n} bytes but only {size - 8} follow: truncated or not safetensors",
+        add("header_out_of_range", Severity.HIGH,
+            f"header length {n} points past the end of the file ({size - 8} bytes follow): truncated, "
+            "or built so that readers disagree on where the data starts",
+            "Do not load the file; re-export the model with the safetensors library.",
             header_bytes=n, file_size=size)
         return
-    raw = stream.read(n)
+    if n > ctx.limits.max_header_bytes:
+        ctx.incomplete("safetensors.header_too_large", where,
+                       f"header claims {n} bytes, over the {ctx.limits.max_header_bytes}-byte limit "
+                       "(the safetensors library's own), so it is not inspected",
+                       remediation="Re-export the model with the safetensors library.", header_bytes=n)
+        return
+    raw, why = read_bounded(stream, n, ctx.limits.max_json_tokens)
+    if raw is None:
+        ctx.incomplete("safetensors.header_too_complex", where, why,
+                       remediation="Re-export the model with the safetensors library.", header_bytes=n)
+        return
     try:
         header = _parse_header(raw)
     except _HeaderError as e:
-        add("parse_error", Severity.MEDIUM, f"invalid safetensors header: {e}",
-            "Loaders disagree on malformed headers; re-export the model with the safetensors library.")
+        ctx.incomplete("safetensors.parse_error", where, f"invalid safetensors header ({e})",
+                       remediation="Loaders disagree on malformed headers; re-export the model with the "
+                       "safetensors library.")
         return
+    del raw
     _check_entries(header, size - 8 - n, 8 + n, stream, add)
 
 

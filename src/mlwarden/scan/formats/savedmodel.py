@@ -90,9 +90,8 @@ def _scan(stream: BinaryIO, ctx: ScanContext, where: Where, walk: Any) -> None:
         if not found.graphs:
             raise ParseError("no graph found")
     except ParseError as e:
-        ctx.add(ScanIssue(kind="savedmodel.parse_error", severity=Severity.MEDIUM, where=where,
-                          message=f"cannot parse as a TensorFlow graph: {e}",
-                          remediation="A model no parser accepts cannot be reviewed; re-export it."))
+        ctx.incomplete("savedmodel.parse_error", where, f"cannot parse as a TensorFlow graph ({e})",
+                       remediation="A model no parser accepts cannot be reviewed; re-export it.")
     _report(found, ctx, where)
 
 
