@@ -31,7 +31,8 @@ manifest_app = typer.Typer(help="Record and verify what the pipeline's data and 
                            no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# paths in these messages may come from the user or a scanned tree: never parse them as markup
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 SpecArg = Annotated[Path, typer.Argument(help="Pipeline spec.", show_default=True)]
 FailOn = Annotated[str, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity "
@@ -84,17 +85,159 @@ def audit(
     raise typer.Exit(_exit_code(report, threshold))
 
 
+FAMILIES = {"evasion": ["model.evasion.*"], "poisoning": ["model.poisoning.*"],
+            "membership": ["model.privacy.*"], "extraction": ["model.extraction.*"]}
+
+
+@app.command()
+def attack(
+    spec: SpecArg = Path("mlwarden.yaml"),
+    family: Annotated[list[str], typer.Option("--family", help="evasion, poisoning, membership or extraction "
+                                              "(repeatable).")] = ["evasion"],  # noqa: B006 — typer reads it
+    against: Annotated[Optional[str], typer.Option(help="artifact or endpoint: which model to attack when the "
+                                                   "spec names both (default: attacks.against, else the artifact).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports.")] = Path("mlwarden-report"),
+    format: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: html,json,sarif,junit.")] = "html,json,sarif",
+    engine: Annotated[str, typer.Option(help="local (all cores) or dask.")] = "local",
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address.")] = None,
+    fail_on: FailOn = "high",
+) -> None:
+    """Run one family of model attacks (the model.* checks) alone and write the reports.
+
+    Example: mlwarden attack mlwarden.yaml --family evasion --family extraction --against endpoint
+    """
+    from .report import parse_formats
+
+    threshold = _fail_on(fail_on)
+    unknown = [f for f in family if f not in FAMILIES]
+    if unknown:
+        raise typer.BadParameter(f"unknown family {unknown[0]!r}; use any of: {', '.join(FAMILIES)}",
+                                 param_hint="--family")
+    if against not in (None, "artifact", "endpoint"):
+        raise typer.BadParameter(f"{against!r}: use artifact or endpoint", param_hint="--against")
+    try:
+        formats = parse_formats(format)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--format") from None
+    from .audit import run_audit
+    from .spec import load_spec
+
+    loaded = load_spec(spec)
+    if against:
+        model = loaded.model
+        if model is None or not getattr(model, against):
+            raise MlwardenError(f"{spec}: --against {against} needs model.{against} in the spec")
+        loaded = loaded.model_copy(update={"attacks": loaded.attacks.model_copy(update={"against": against})})
+    globs = [g for f in family for g in FAMILIES[f]]
+    report = run_audit(loaded, engine=engine, scheduler=scheduler, only=globs)
+    _write_reports(report, out, formats)
+    raise typer.Exit(_exit_code(report, threshold))
+
+
+@app.command()
+def probe(
+    url: Annotated[str, typer.Argument(help="http(s)://host:port/v2/models/NAME or grpc(s)://host:port/NAME")],
+    key: Annotated[Optional[str], typer.Option(help="API key (or set MLWARDEN_ENDPOINT_KEY).")] = None,
+    max_requests: Annotated[int, typer.Option(help="Request budget (>= 20).")] = 200,
+    rate: Annotated[float, typer.Option(help="Requests per second, at most.")] = 20.0,
+    format: Annotated[str, typer.Option("--format", "-f", help="text, json or sarif.")] = "text",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the report here.")] = None,
+    fail_on: FailOn = "high",
+    ca: Annotated[Optional[Path], typer.Option(help="Extra CA bundle (PEM) to trust.")] = None,
+    example: Annotated[Optional[Path], typer.Option(help="A valid OIP v2 REST inference body (JSON).")] = None,
+) -> None:
+    """Pen-test a live OIP v2 endpoint (REST or gRPC) with bounded, polite traffic.
+
+    Example: mlwarden probe http://127.0.0.1:8080/v2/models/loan --format sarif --out probe.sarif
+    """
+    from .cli_probe import probe_command
+
+    raise typer.Exit(probe_command(url, key=key, max_requests=max_requests, rate=rate, format=format, out=out,
+                                   fail_on=fail_on, ca=ca, example=example))
+
+
+guard_app = typer.Typer(help="The gateway in front of a model: auth, quotas, schema, output hardening, attack "
+                         "detection, feedback quarantine and a tamper-evident audit log.", invoke_without_command=True)
+keys_app = typer.Typer(help="API keys of the guard.", no_args_is_help=True)
+guard_app.add_typer(keys_app, name="keys")
+app.add_typer(guard_app, name="guard")
+
+
+@guard_app.callback()
+def guard(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Option("--spec", help="Pipeline spec: model, features and constraints.")] = Path("mlwarden.yaml"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="OIP v2 REST port.")] = 8080,
+    grpc_port: Annotated[Optional[int], typer.Option(help="OIP v2 gRPC port (0: none).")] = 8081,
+    keys: Annotated[Path, typer.Option(help="API keys file (see `guard keys create`).")] = Path("mlwarden-keys.json"),
+    state: Annotated[Optional[str], typer.Option(help="Shared state for replicas, e.g. redis://127.0.0.1:6379/0.")] = None,
+    audit_log: Annotated[Path, typer.Option(help="SQLite audit log (hash-chained).")] = Path("mlwarden-guard-audit.db"),
+    audit_key_file: Annotated[Optional[Path], typer.Option(help="HMAC key for the log's chain.")] = None,
+    feedback_db: Annotated[Path, typer.Option(help="Accepted and quarantined feedback.")] = Path("mlwarden-feedback.db"),
+    tls_cert: Annotated[Optional[Path], typer.Option(help="Server certificate (PEM).")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option(help="Server key (PEM).")] = None,
+    tls_client_ca: Annotated[Optional[Path], typer.Option(help="Require client certificates from this CA (mTLS).")] = None,
+    upstream: Annotated[Optional[str], typer.Option(help="Proxy this OIP v2 server instead of serving the artifact; "
+                                                     "its key comes from $MLWARDEN_UPSTREAM_KEY.")] = None,
+    detect: Annotated[bool, typer.Option(help="Stateful attack detection.")] = True,
+) -> None:
+    """Serve the spec's model (or proxy --upstream) behind the guard, over REST and gRPC.
+
+    Example: mlwarden guard --spec mlwarden.yaml --keys keys.json --port 8080 --grpc-port 8081
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .cli_guard import guard_command
+
+    raise typer.Exit(guard_command(spec, host=host, port=port, grpc_port=grpc_port or None, keys=keys, state=state,
+                                   audit_log=audit_log, audit_key_file=audit_key_file, feedback_db=feedback_db,
+                                   tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+                                   upstream=upstream, upstream_key=os.environ.get("MLWARDEN_UPSTREAM_KEY"),
+                                   detect=detect))
+
+
+@keys_app.command("create")
+def guard_keys_create(
+    keys: Annotated[Path, typer.Option(help="API keys file (created if missing).")],
+    name: Annotated[str, typer.Option(help="A name for the key's holder.")],
+    model: Annotated[Optional[list[str]], typer.Option(help="Models the key may call (repeatable; default all).")] = None,
+    output: Annotated[str, typer.Option(help="label, topk or proba.")] = "label",
+    daily: Annotated[int, typer.Option(help="Rows per day.")] = 10_000,
+    rate: Annotated[float, typer.Option(help="Requests per second.")] = 10.0,
+    feedback: Annotated[bool, typer.Option(help="May post labelled feedback.")] = False,
+) -> None:
+    """Add an API key; prints it once and stores only its hash.
+
+    Example: mlwarden guard keys create --keys keys.json --name scoring-app --output label
+    """
+    from .cli_guard import keys_create
+
+    raise typer.Exit(keys_create(keys, name, models=model, output=output, daily=daily, rate=rate, feedback=feedback))
+
+
+@guard_app.command("verify-log")
+def guard_verify_log(
+    db: Annotated[Path, typer.Argument(help="The guard's audit log (SQLite).")],
+    expect_head: Annotated[Optional[str], typer.Option(help="SEQ:HASH recorded elsewhere: catches a cut tail.")] = None,
+    key_file: Annotated[Optional[Path], typer.Option(help="HMAC key of a keyed log.")] = None,
+) -> None:
+    """Check the audit log's hash chain; exit 1 on any edited, deleted, reordered or inserted entry.
+
+    Example: mlwarden guard verify-log mlwarden-guard-audit.db --expect-head 1042:9f2c…
+    """
+    from .cli_guard_log import verify_log_command
+
+    raise typer.Exit(verify_log_command(db, expect_head, key_file))
+
+
 def _write_reports(report, out: Path, formats) -> None:
     from .report.console import print_summary
 
+    from .report.write import write_reports
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for fmt in formats:
-            formatter = fmt.formatter()
-            path = out / formatter.filename
-            path.write_text(formatter.render(report), encoding="utf-8")
-            written.append(path)
+        written = write_reports(report, out, formats)
     except OSError as e:
         raise MlwardenError(f"{out}: cannot write the reports: {e.strerror or e}") from e
     print_summary(report, err)
@@ -122,62 +265,16 @@ def scan(
 
     Example: mlwarden scan models/ --format sarif --out scan.sarif --allow mypkg.Scaler
     """
-    import time
-    from datetime import datetime, timezone
-
-    from .checks.artifact.families import FAMILIES, group
-    from .findings import CheckResult, Report, Target
-    from .report import parse_formats
-    from .report.console import print_summary
-    from .scan import scan_paths
-    from .scan.policy import Policy
+    from .scan_report import run_scan, scan_formatter, write_scan
 
     threshold = _fail_on(fail_on)
-    fmt = format.strip().lower()
-    if fmt != "text":
-        try:
-            [formatter] = [f.formatter() for f in parse_formats(fmt)]
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--format") from None
-    for p in paths:
-        if not p.exists() and not p.is_symlink():
-            raise MlwardenError(f"{p}: no such file or folder")
-    started, t0 = datetime.now(timezone.utc), time.perf_counter()
-    scans = scan_paths(paths, policy=Policy(allow=_split(allow)))
-    grouped = group(scans, str)
-    results = tuple(
-        CheckResult(id=f.id, title=f.title, status="fail" if any(x.severity.rank for x in grouped[f.id][0]) else "pass",
-                    metrics=grouped[f.id][1], findings=tuple(grouped[f.id][0]))
-        for f in FAMILIES
-    )
-    report = Report(tool_version=__version__, target=Target(name=" ".join(map(str, paths))),
-                    started_at=started.isoformat(timespec="seconds"), duration_s=time.perf_counter() - t0,
-                    checks=results, stages={"artifact": [f.id for f in FAMILIES]},
-                    docs={c.id: c.doc() for c in _artifact_checks()},
-                    references={c.id: tuple(c.references) for c in _artifact_checks()})
-    if fmt == "text":
-        console = Console(highlight=False, soft_wrap=True, file=open(out, "w", encoding="utf-8") if out else None)
-        for s in scans:
-            worst = max((i.severity.rank for i in s.issues), default=-1)
-            mark = "ok" if worst <= 0 else "FLAGGED"
-            console.print(f"{mark:8} {s.path} ({s.format}, {len(s.issues)} issue(s))")
-        print_summary(report, console)
-    else:
-        text = formatter.render(report)
-        if out:
-            try:
-                out.write_text(text, encoding="utf-8")
-            except OSError as e:
-                raise MlwardenError(f"{out}: cannot write: {e.strerror or e}") from e
-        else:
-            sys.stdout.write(text)
+    try:
+        formatter = scan_formatter(format)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--format") from None
+    scans, report = run_scan(paths, allow=_split(allow))
+    write_scan(scans, report, formatter, out)
     raise typer.Exit(_exit_code(report, threshold))
-
-
-def _artifact_checks():
-    from .registry import all_checks
-
-    return [c for cid, c in all_checks().items() if cid.startswith("artifact.")]
 
 
 @app.command()
@@ -236,12 +333,11 @@ def checks(
     from rich.table import Table
 
     from .references import lookup
-    from .registry import all_checks
+    from .registry import all_checks, get_check
 
-    registry = all_checks()
     out = Console(highlight=False)
     if explain:
-        cls = registry.get(explain)
+        cls = get_check(explain)
         if cls is None:
             raise MlwardenError(f"no check {explain!r}; `mlwarden checks` lists them")
         out.print(f"[bold]{cls.id}[/] — {cls.title}\n")
@@ -251,6 +347,7 @@ def checks(
             r = lookup(ref)
             out.print(f"  {r.id}: {r.title} {r.url}")
         return
+    registry = all_checks()
     table = Table(title=f"{len(registry)} checks")
     table.add_column("id", no_wrap=True)
     for col in ("stage", "needs", "title"):
@@ -294,11 +391,12 @@ def manifest_verify(
     from . import manifest
     from .audit import open_sources
     from .manifest.signing import SignatureError, verify
+    from .report.console import printable
     from .spec import load_spec
 
     s = load_spec(spec)
     path = manifest_path or Path(s.manifest_path())
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False, emoji=False)  # file names below come from the data
     if key is not None:
         try:
             kid = verify(path, key)
@@ -312,14 +410,14 @@ def manifest_verify(
     row_diffs = manifest.verify_rows(old, path, s, datasets)
     for label, names in (("changed", diff.changed), ("added", diff.added), ("removed", diff.removed)):
         for name in names:
-            out.print(f"{label}: {name}")
+            out.print(f"{label}: {printable(name)}")
     for split, (a, b) in diff.rows.items():
         out.print(f"rows: data.{split} {a} -> {b}")
     for split, change in diff.schema.items():
         out.print(f"schema: data.{split} {change}")
     for rd in row_diffs:
         out.print(f"row changes: data.{rd.split}: {rd.added} added, {rd.removed} removed, {rd.altered} altered "
-                  f"(by {'id' if rd.keyed else 'row content'}); e.g. {rd.samples}")
+                  f"(by {'id' if rd.keyed else 'row content'}); e.g. {printable(rd.samples)}")
     if diff or row_diffs:
         raise typer.Exit(1)
     out.print(f"ok: {len(old.resources)} files match the manifest")

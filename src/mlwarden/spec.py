@@ -8,11 +8,11 @@ problem. Relative paths resolve against the spec file's folder; ``s3://`` URIs p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SpecError
 from .yamlsafe import YamlBoundsError, check_yaml_bounds
@@ -31,6 +31,10 @@ class FeatureSpec(_Strict):
     max: float | None = None
     values: list[Any] | None = None
     immutable: bool = False
+    group: str | None = Field(default=None, min_length=1)
+    """One-hot group this 0/1 column belongs to: exactly one column of a group is 1 in every row."""
+    step: float | None = Field(default=None, gt=0)
+    """Granularity of a numeric feature (1 for whole numbers, 0.01 for cents); ints default to 1."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
@@ -40,6 +44,12 @@ class FeatureSpec(_Strict):
             raise ValueError(f"'values' lists allowed values and suits category features, not {self.type}")
         if (self.min is not None or self.max is not None) and self.type not in ("int", "float", "datetime"):
             raise ValueError(f"'min'/'max' suit numeric features, not {self.type}")
+        if self.step is not None and self.type not in ("int", "float"):
+            raise ValueError(f"'step' suits int and float features, not {self.type}")
+        if self.step is not None and self.type == "int" and self.step != int(self.step):
+            raise ValueError(f"'step' of an int feature must be a whole number, not {self.step}")
+        if self.group is not None and self.type not in ("int", "bool", "float"):
+            raise ValueError(f"'group' marks 0/1 one-hot columns (int or bool), not {self.type}")
         return self
 
 
@@ -54,6 +64,8 @@ class DataSpec(_Strict):
     sensitive: list[str] = Field(default_factory=list)
     quasi_identifiers: list[str] | None = None
     """Columns that together could re-identify a person (zip, birth date…); default: guessed by name."""
+    population_size: int | None = Field(default=None, ge=1, le=10**12)
+    """People in the population the data was sampled from (k-anonymity's re-identification risk)."""
     prediction: str | None = None
     """Column of the eval splits holding the model's predicted label (when no model artifact is given)."""
     score: str | None = None
@@ -92,6 +104,8 @@ class AttackSpec(_Strict):
     """Rows of the eval split an attack tries to move (a deterministic sample when the split is larger)."""
     time_limit_s: float = Field(default=120.0, gt=0, le=86_400)
     """Wall-clock limit of each attack family; an attack that reaches it reports that it stopped early."""
+    against: Literal["artifact", "endpoint"] | None = None
+    """Which model the attacks query when the spec names both (default: the artifact)."""
 
 
 class ModelSpec(_Strict):
@@ -111,6 +125,17 @@ class ModelSpec(_Strict):
         return v
 
 
+def _constraint(text: str) -> str:
+    """A constraint that parses (the columns it names are checked against the data when it is read)."""
+    from .constraints import ConstraintError, parse  # the grammar loads only for specs that use it
+
+    try:
+        parse(text)
+    except ConstraintError as e:
+        raise ValueError(str(e)) from None
+    return text
+
+
 class Spec(_Strict):
     name: str = Field(min_length=1)
     data: DataSpec
@@ -118,12 +143,27 @@ class Spec(_Strict):
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     model: ModelSpec | None = None
     attacks: AttackSpec = Field(default_factory=AttackSpec)
+    constraints: list[Annotated[str, AfterValidator(_constraint)]] = Field(default_factory=list)
+    """Relations every real input satisfies (``open_acc <= total_acc``), in :mod:`mlwarden.constraints`' grammar."""
     code: list[str] = Field(default_factory=list)
+    infra: list[str] = Field(default_factory=list)
+    """Dockerfiles, compose files, Kubernetes/Helm-rendered YAML, platform configs, image tarballs (paths or globs)."""
     manifest: str | None = None
     """Manifest to verify the data and model against (default: mlwarden.manifest.json beside the spec)."""
 
     base_dir: Path = Field(default=Path("."), exclude=True)
     path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _groups(self) -> Spec:
+        groups: dict[str, list[str]] = {}
+        for name, f in self.features.items():
+            if f.group:
+                groups.setdefault(f.group, []).append(name)
+        for g, cols in groups.items():
+            if len(cols) < 2:
+                raise ValueError(f"one-hot group {g!r} has only one column ({cols[0]}); a group needs two or more")
+        return self
 
     def resolve(self, location: str) -> str:
         """An absolute local path, or the URI unchanged for remote storage."""
@@ -240,6 +280,7 @@ data:
   # time: application_date           # event time: temporal leakage, drift windows
   # sensitive: [race, sex]           # protected attributes: fairness and proxy checks
   # quasi_identifiers: [zip, birth_date, sex]   # k-anonymity (default: guessed from column names)
+  # population_size: 2500000         # people the data was sampled from (re-identification risk)
   # prediction: predicted            # eval-split column with the model's predictions (instead of model.artifact)
   # score: predicted_proba           # eval-split column with the model's score for the favorable label
 
@@ -254,6 +295,14 @@ data:
 #   age: {type: int, min: 18, max: 100, immutable: true}
 #   loan_amount: {type: float, min: 0}
 #   region: {type: category, values: [north, south, east, west]}
+#   term_months: {type: int, min: 6, max: 360, step: 6}           # step: the granularity a real input has
+#   home_own: {type: int, group: home}   # one-hot columns of one group: exactly one is 1 in every row
+#   home_rent: {type: int, group: home}
+
+# constraints:                       # relations every real input satisfies: data validation, realistic attacks
+#   - "open_accounts <= total_accounts"
+#   - "installment == amount * rate / 12 / (1 - (1 + rate / 12) ** (-term)) within 0.01"
+#   - "grade in {1, 2, 3, 4, 5}"
 
 # model:
 #   artifact: models/model.joblib    # scanned first, loaded only through the safe loader
@@ -265,7 +314,9 @@ data:
 #   queries: 20000                   # query budget per attack family
 #   targets: 200                     # eval rows each attack tries to move
 #   time_limit_s: 120
+#   against: endpoint                # attack the live endpoint (as an outsider) instead of the artifact
 
 # code: [src/]                       # training and serving code to scan
+# infra: [deploy/]                   # Dockerfiles, compose, Kubernetes/KServe/Ray YAML, platform configs, image tarballs
 # manifest: mlwarden.manifest.json   # verify data and model files against it (`mlwarden manifest create`)
 """

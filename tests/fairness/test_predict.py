@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
+from mlwarden.errors import SourceError
 from mlwarden.fairness import predict
 from mlwarden.fairness.predict import Predictor
+from mlwarden.sources.model import LocalModel
 from mlwarden.spec import parse_spec
 
 
@@ -60,3 +63,18 @@ def test_demo_model_predicts_through_the_safe_loader(demo_dir: Path) -> None:
     assert len(predict._MODELS) >= 1
     model = pr2.model()
     assert pr2.model() is model  # cached per (path, mtime, size)
+    assert isinstance(model, LocalModel) and model.kind == "local" and model.schema.names == feats
+    X = test.slice(0, 50).to_pandas()[feats]
+    assert (pred == model.estimator.predict(X)).all()
+    fav = list(model.classes).index(1)
+    assert np.allclose(score, model.estimator.predict_proba(X)[:, fav], rtol=0, atol=0)
+    assert model.budget.limit is None and model.budget.used >= 100  # fairness decisions: counted, unlimited
+
+
+def test_endpoint_only_spec_is_available_and_needs_the_server(tmp_path: Path) -> None:
+    pr = Predictor(_spec("model:\n  endpoint: http://127.0.0.1:9/v2/models/m\n", tmp_path))
+    assert pr.available and pr.source == "endpoint" and pr.artifact is None
+    rb = pa.record_batch({"y": [1, 0], "x": [0.5, 1.5]})
+    assert pr.feature_columns(rb.schema.names) == ["x"]
+    with pytest.raises(SourceError, match="cannot connect"):
+        pr.predict(rb)

@@ -76,6 +76,9 @@ def build_demo(workdir: str | Path) -> Path:
     dump(model, root / "models" / "model.joblib")
     (root / "src").mkdir(exist_ok=True)
     (root / "src" / "serve.py").write_text(_SERVE, encoding="utf-8")
+    (root / "deploy").mkdir(exist_ok=True)
+    for name, text in _DEPLOY.items():
+        (root / "deploy" / name).write_text(text, encoding="utf-8")
     spec = root / "mlwarden.yaml"
     spec.write_text(_SPEC, encoding="utf-8")
     return spec
@@ -99,10 +102,69 @@ features:
   loanamt: {type: int, min: 0}
   appinc: {type: int, min: 0}
   race: {type: category, values: [white, black, hispan, other], immutable: true}
+  white: {type: int, group: race_onehot, immutable: true}    # the model reads race as three 0/1 columns
+  black: {type: int, group: race_onehot, immutable: true}
+  hispan: {type: int, group: race_onehot, immutable: true}
+  male: {type: int, min: 0, max: 1, immutable: true}
+constraints:
+  - "loanamt <= price"     # a loan for more than the property costs is a data error (or a fraud signal)
 model:
   artifact: models/model.joblib
+attacks:                   # the model attack suite, bounded so the demo stays quick
+  targets: 100
+  queries: 10000
+  time_limit_s: 60
 code: [src/]
+infra: [deploy/]
 """
+
+# The demo's serving stack, written in the same hurry: the image runs as root from an
+# unpinned base, the InferenceService is public and unpickles the model it is given, and
+# the Ray cluster that retrains it exposes its dashboard and Jobs API without a token.
+_DEPLOY = {
+    "Dockerfile": """\
+FROM python:3.11-slim
+RUN pip install scikit-learn==1.5.2 joblib fastapi uvicorn mlflow==2.9.2
+COPY models/model.joblib /models/model.joblib
+COPY src/serve.py /app/serve.py
+ENV HF_TOKEN=hf_demoTokenDoNotUse1234567890abcdefgh
+EXPOSE 8080
+CMD ["uvicorn", "serve:app", "--app-dir", "/app", "--host", "0.0.0.0", "--port", "8080"]
+""",
+    "inferenceservice.yaml": """\
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: loan-approval
+  namespace: lending
+spec:
+  predictor:
+    model:
+      modelFormat:
+        name: sklearn
+      storageUri: ../models/model.joblib
+""",
+    "raycluster.yaml": """\
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata:
+  name: loan-retraining
+  namespace: lending
+spec:
+  rayVersion: "2.8.0"
+  headGroupSpec:
+    serviceType: LoadBalancer
+    rayStartParams: {}
+    template:
+      spec:
+        containers:
+        - name: ray-head
+          image: rayproject/ray:2.8.0
+          ports:
+          - containerPort: 8265
+            name: dashboard
+""",
+}
 
 # The demo's serving code: text written to disk for the audit to find, never imported or
 # run by mlwarden. The markers below are Python comments, not part of the written file.

@@ -47,7 +47,7 @@ class DaskEngine(Engine):
             return merge_states(checks, [])
         [shared] = self.client.scatter([list(checks)], broadcast=True)
         futures = [self.client.submit(fold_partition, shared, p, pure=False) for p in partitions]
-        return merge_states(checks, self.client.gather(futures))
+        return merge_states(checks, _in_order(futures))
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if not items:
@@ -61,3 +61,12 @@ class DaskEngine(Engine):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _in_order(futures: list[Any]) -> Any:
+    """Each partial state in partition order, released once taken: the client holds one at a time."""
+    futures.reverse()
+    while futures:
+        future = futures.pop()
+        yield future.result()
+        future.release()

@@ -1,9 +1,12 @@
-"""The model's decisions on a batch: from prediction columns, or from the safe-loaded model.
+"""The model's decisions on a batch: from prediction columns, or from the model through its facade.
 
-A :class:`Predictor` keeps only the spec (paths and names), so it pickles cheaply to
-worker processes and Dask workers; each process loads the model once, through
-:func:`mlwarden.loader.load_model`, and caches it by (path, mtime, size) so a model
-replaced on disk is loaded afresh.
+A :class:`Predictor` keeps only the spec (paths, URL and names), so it pickles cheaply to
+worker processes and Dask workers. The model is reached through :mod:`mlwarden.sources.model`:
+a local artifact is loaded once per process through :func:`mlwarden.loader.load_model`
+(via :class:`~mlwarden.sources.model.LocalModel`) and cached by (path, mtime, size), so a model
+replaced on disk is loaded afresh; a spec with only ``model.endpoint`` is queried through
+:class:`~mlwarden.sources.endpoint.EndpointModel`. Fairness decisions are not attack queries:
+they run on an unlimited budget, bounded by the size of the split.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import SourceError
+from ..sources.model import LocalModel, Model, QueryBudget, infer_schema, model_features
 from ..spec import Spec
 
-_MODELS: dict[tuple[str, int, int], Any] = {}
+_MODELS: dict[tuple[Any, ...], Model] = {}
 
 
-def _load(path: str, allow: Sequence[str]) -> Any:
+def _load(path: str, allow: Sequence[str], excluded: set[str]) -> Model:
     from ..loader import load_model
 
     st = os.stat(path)
@@ -31,7 +35,18 @@ def _load(path: str, allow: Sequence[str]) -> Any:
     if key not in _MODELS:
         for old in [k for k in _MODELS if k[0] == path]:
             del _MODELS[old]
-        _MODELS[key] = load_model(path, allow=allow)
+        est = load_model(path, allow=allow)
+        names = model_features(est, [], excluded)  # feature_names_in_, or [] until a batch shows the columns
+        _MODELS[key] = LocalModel(est, schema=infer_schema(names, None), budget=QueryBudget(None), where=path)
+    return _MODELS[key]
+
+
+def _endpoint(url: str, features: Sequence[str], sample: pd.DataFrame | None) -> Model:
+    key = (url, tuple(features))
+    if key not in _MODELS:
+        from ..sources.endpoint import open_endpoint_model
+
+        _MODELS[key] = open_endpoint_model(url, data=sample, features=list(features), budget=QueryBudget(None))
     return _MODELS[key]
 
 
@@ -62,35 +77,39 @@ class Predictor:
 
     def __init__(self, spec: Spec) -> None:
         self.artifact = spec.artifact()
+        self.endpoint = spec.model.endpoint if spec.model and not self.artifact else None
         self.allow = tuple(spec.model.allow) if spec.model else ()
         self.prediction = spec.data.prediction
         self.score = spec.data.score
         self.label = spec.data.label
-        self.excluded = {spec.data.label, spec.data.id, spec.data.time, spec.data.prediction,
-                         spec.data.score} - {None}
+        self.excluded: set[str] = {c for c in (spec.data.label, spec.data.id, spec.data.time,
+                                               spec.data.prediction, spec.data.score) if c}
         self.favorable_value = spec.fairness.favorable
         self._fav = _norm(spec.fairness.favorable)
 
     @property
     def available(self) -> bool:
-        return bool(self.prediction or self.artifact)
+        return bool(self.prediction or self.artifact or self.endpoint)
 
     @property
     def source(self) -> str:
-        """``"column"`` when predictions come from the data, ``"model"`` otherwise."""
-        return "column" if self.prediction else "model"
+        """``"column"`` when predictions come from the data, ``"endpoint"`` from a live endpoint, else ``"model"``."""
+        if self.prediction:
+            return "column"
+        return "endpoint" if self.endpoint and not self.artifact else "model"
 
-    def model(self) -> Any:
-        if not self.artifact:
-            raise SourceError("no model: set model.artifact or data.prediction in the spec")
-        return _load(self.artifact, self.allow)
+    def model(self, columns: Sequence[str] | None = None, sample: pd.DataFrame | None = None) -> Model:
+        """The model facade (cached per process); an endpoint needs the batch's ``columns``."""
+        if self.artifact:
+            return _load(self.artifact, self.allow, self.excluded)
+        if self.endpoint:
+            return _endpoint(self.endpoint, self.feature_columns(columns or []), sample)
+        raise SourceError("no model: set model.artifact, model.endpoint or data.prediction in the spec")
 
     def feature_columns(self, columns: Sequence[str]) -> list[str]:
         """The columns the model reads: its ``feature_names_in_``, else every non-special column."""
         if self.artifact and not self.prediction:
-            names = getattr(self.model(), "feature_names_in_", None)
-            if names is not None:
-                return [str(n) for n in names]
+            return model_features(self.model().estimator, columns, self.excluded)
         return [c for c in columns if c not in self.excluded]
 
     def columns(self, columns: Sequence[str]) -> list[str]:
@@ -105,7 +124,6 @@ class Predictor:
         if self.prediction:
             pred = _values(batch, self.prediction)
             return pred, _floats(batch, self.score) if self.score else None
-        model = self.model()
         feats = self.feature_columns(frame_cols)
         missing = [c for c in feats if c not in frame_cols]
         if missing:
@@ -116,13 +134,16 @@ class Predictor:
             X = batch.select(feats).to_pandas()
         if X.empty:
             return np.empty(0, dtype=object), None
+        model = self.model(feats, X.iloc[:1])
+        if model.schema.names != feats:  # a local model without feature_names_in_ reads the batch's columns
+            model = LocalModel(model.estimator, schema=infer_schema(feats, None), budget=model.budget,
+                               where=model.where)
         pred = np.asarray(model.predict(X))
         score = None
         if self.score and self.score in frame_cols:
             score = _floats(batch, self.score)
-        elif hasattr(model, "predict_proba"):
-            classes = list(getattr(model, "classes_", []))
-            hit = [i for i, c in enumerate(classes) if _norm(c) == self._fav]
+        elif model.exposes_proba:
+            hit = [i for i, c in enumerate(model.classes.tolist()) if _norm(c) == self._fav]
             if hit:
                 score = np.asarray(model.predict_proba(X))[:, hit[0]].astype(np.float64)
         return pred, score

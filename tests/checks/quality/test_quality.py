@@ -87,7 +87,7 @@ def test_out_of_range_against_spec(tmp_path: Path) -> None:
 def test_out_of_range_skipped_without_constraints(tmp_path: Path) -> None:
     checks = _audit(tmp_path, {"train": pd.DataFrame({"a": [1]})}, "", "data.quality.out_of_range")
     assert checks["data.quality.out_of_range"].status == "skipped"
-    assert checks["data.quality.out_of_range"].message == "needs constraints under `features:` in the spec"
+    assert checks["data.quality.out_of_range"].message == "needs constraints under `features:` or `constraints:` in the spec"
 
 
 def test_planted_pipeline(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ result states the queries it used, its budget, its seed, its time and whether it
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -19,7 +20,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ...errors import MlwardenError
-from ...registry import AuditContext, Check, Skip
+from ...findings import Severity
+from ...registry import AuditContext, Check, Outcome, Skip
 from ...sources.datasets import iter_batches
 from ...sources.model import Model, QueryBudget, open_model
 
@@ -43,7 +45,10 @@ class SplitFrame:
 def read_split(ctx: AuditContext, split: str, columns: list[str] | None = None, *, max_rows: int = MAX_ROWS) -> SplitFrame:
     """``split`` as a DataFrame of ``columns``: all rows up to ``max_rows``, else every k-th row."""
     ds = ctx.sources.datasets[split]
-    total = sum(p.rows for p in ds.partitions)
+    if all(f.rows is not None for f in ds.files):
+        total = sum(f.rows or 0 for f in ds.files)
+    else:  # CSV: row counts are known only once read
+        total = sum(b.data.num_rows for part in ds.partitions for b in iter_batches(part, columns))
     step = max(1, -(-total // max_rows))
     parts: list[pa.RecordBatch] = []
     for part in ds.partitions:
@@ -100,10 +105,37 @@ class ModelCheck(Check):
             return "needs model.artifact or model.endpoint in the spec"
         return super().unmet(spec)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        run = cls.__dict__.get("run")
+        if run is not None and not getattr(run, "_flags_partial", False):
+            @functools.wraps(run)
+            def checked(self: ModelCheck, ctx: AuditContext) -> Outcome:
+                return self._flag_partial(run(self, ctx))
+
+            checked._flags_partial = True  # type: ignore[attr-defined]
+            cls.run = checked  # type: ignore[method-assign,assignment]
+
+    def _flag_partial(self, outcome: Outcome) -> Outcome:
+        """An attack that stopped early found less than an attacker could: never a silent pass."""
+        m = outcome.metrics
+        if not m.get("stopped_early"):
+            return outcome
+        why = m.get("stop_reason") or "a limit"
+        outcome.findings.append(self.finding(
+            key=("stopped_early",), severity=Severity.LOW if outcome.findings else Severity.MEDIUM,
+            title=f"The attack stopped early ({why}): its figures are a lower bound",
+            description=(f"{self.id} stopped at {why} after {m.get('queries_used')} of {m.get('query_budget')} "
+                         f"queries and {m.get('seconds')} s (limit {m.get('time_limit_s')} s). An attacker "
+                         "with more time or queries gets at least as far; a pass here is not evidence of safety."),
+            remediation="Raise attacks.time_limit_s or attacks.queries in the spec and run the check again.",
+            evidence={k: m.get(k) for k in ("queries_used", "query_budget", "seconds", "time_limit_s", "stop_reason")}))
+        return outcome
+
     def open(self, data: pd.DataFrame | None, *, budget: QueryBudget | None = None) -> Model:
         """The spec's model, or :class:`Skip` with the loader's reason when it can't be opened safely."""
         try:
-            return open_model(self.spec, data=data, budget=budget, prefer=self.prefer)
+            return open_model(self.spec, data=data, budget=budget, prefer=self.spec.attacks.against or self.prefer)
         except MlwardenError as e:
             raise Skip(f"the model could not be opened safely: {e}") from None
 

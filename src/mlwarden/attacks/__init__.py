@@ -1,0 +1,1 @@
+"""Attacks on the model under audit: pure algorithms over the Model facade (no spec or registry knowledge)."""
