@@ -75,6 +75,7 @@ REFERENCES: dict[str, Reference] = {
         _atlas("AML.T0040", "AI Model Inference API Access"),
         _atlas("AML.T0043", "Craft Adversarial Data"),
         _atlas("AML.T0044", "Full AI Model Access"),
+        _atlas("AML.T0049", "Exploit Public-Facing Application"),
         _atlas("AML.T0055", "Unsecured Credentials"),
         _atlas("AML.T0058", "Publish Poisoned Models"),
         _atlas("AML.T0059", "Erode Dataset Integrity"),
