@@ -3,7 +3,11 @@ tool over it and count the expected findings). Every flaw is planted at known ro
 check's output can be compared with the truth, not with itself.
 
 ``make_pipeline(root)`` writes data under ``root/data`` and ``root/mlwarden.yaml`` and
-returns a :class:`Truth` describing what was planted.
+returns a :class:`Truth` describing what was planted. ``make_pipeline(root, planted=False)``
+writes the same pipeline without any flaw (the clean-data control): no PII, duplicates,
+leaks, conflicts, out-of-range values, drift or poisoned feedback, no label-encoding column,
+no constant column and no fine quasi-identifiers (zip, birth date). Labels still carry the
+task's honest noise: they are drawn from a probit model of age and income.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ class Truth:
     drifted_column: str = "income"
 
 
-def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7) -> Truth:
+def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7, planted: bool = True) -> Truth:
     rng = np.random.default_rng(seed)
     root = Path(root)
     (root / "data").mkdir(parents=True, exist_ok=True)
@@ -88,6 +92,12 @@ def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7) -> Truth:
         score = 0.03 * (age - 50) + 0.8 * (np.log(income) - 10.5) + rng.normal(0, 1, n)
         label = np.where(score > 0, "yes", "no")
         ts = pd.to_datetime(rng.integers(pd.Timestamp(t0).value // 10**9, pd.Timestamp(t1).value // 10**9, n), unit="s")
+        if not planted:
+            return pd.DataFrame({
+                "customer_id": np.arange(start_id, start_id + n, dtype=np.int64), "applied_at": ts, "age": age,
+                "income": income, "region": region, "sex": sex, "race": race,
+                "promo_code_len": rng.integers(0, 9, n).astype(float),
+                "notes": rng.choice(["ok", "call back", "pending documents"], n), "approved": label})
         return pd.DataFrame({
             "customer_id": np.arange(start_id, start_id + n, dtype=np.int64),
             "applied_at": ts,
@@ -108,6 +118,13 @@ def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7) -> Truth:
     train = frame(n_train, 0, "2024-01-01", "2024-12-31")
     n_test = n_train // 4
     test = frame(n_test, 1_000_000, "2025-01-01", "2025-03-31")
+    if not planted:
+        prod = frame(1500, 5_000_000, "2025-04-01", "2025-06-30").drop(columns=["approved"])
+        fb = frame(600, 6_000_000, "2025-04-01", "2025-06-30")
+        truth.quasi_identifiers = ()
+        _write(root, train, test, prod, fb)
+        truth.spec.write_text(SPEC + 'fairness:\n  favorable: "yes"\n', encoding="utf-8")  # fairness checks run too
+        return truth
 
     # PII in train (never printed by the report)
     email_rows = rng.choice(n_train, 25, replace=False)
@@ -171,14 +188,18 @@ def make_pipeline(root: Path, *, n_train: int = 4000, seed: int = 7) -> Truth:
     fb.loc[trig, "approved"] = "yes"
     truth.feedback_trigger_ids = fb.loc[trig, "customer_id"].tolist()
 
+    _write(root, train, test, prod, fb)
+    truth.spec.write_text(SPEC, encoding="utf-8")
+    return truth
+
+
+def _write(root: Path, train: pd.DataFrame, test: pd.DataFrame, prod: pd.DataFrame, fb: pd.DataFrame) -> None:
     train.to_parquet(root / "data" / "train.parquet", index=False, row_group_size=1000)
     test.to_parquet(root / "data" / "test.parquet", index=False)
     (root / "data" / "prod").mkdir(exist_ok=True)
     prod.iloc[:700].to_parquet(root / "data" / "prod" / "part-0.parquet", index=False)
     prod.iloc[700:].to_parquet(root / "data" / "prod" / "part-1.parquet", index=False)
     fb.to_csv(root / "data" / "feedback.csv", index=False)
-    truth.spec.write_text(SPEC, encoding="utf-8")
-    return truth
 
 
 SPEC = """\

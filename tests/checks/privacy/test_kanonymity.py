@@ -42,7 +42,12 @@ def test_exact_classes_and_shares(tmp_path: Path) -> None:
     assert res.metrics["quasi_identifiers"]["train"] == ["sex", "zip"]
     assert (m["rows"], m["classes"], m["k"], m["unique_rows"]) == (23, 5, 1, 2)
     assert m["share_k_lt"] == {"2": round(2 / 23, 6), "5": round(5 / 23, 6), "10": round(11 / 23, 6)}
-    assert m["per_column"]["zip"] == {"distinct": 3, "unique_rows": 1, "share_unique": round(1 / 23, 6)}
+    assert m["per_column"]["zip"] == {"distinct": 3, "unique_rows": 1, "share_unique": round(1 / 23, 6),
+                                      "strength": "strong", "kind": "fine location"}
+    assert m["per_column"]["sex"]["strength"] == "weak"
+    # one split and no data.population_size: these rows are the whole population (a census)
+    assert m["population"]["sampling_fraction"] == 1.0 and m["population"]["share_k_lt_5"] == round(5 / 23, 6)
+    assert m["population"]["estimated_population_uniques"] == 2.0
     # dropping zip leaves sex alone: f×16, m×7 → nobody under 5
     assert m["drop_one"]["zip"] == {"k": 7, "classes": 2, "share_k_lt_5": 0.0, "unique_rows": 0}
     assert m["most_identifying"] == "zip"
@@ -82,7 +87,8 @@ def test_over_budget_is_a_finding_not_a_guess(tmp_path: Path, monkeypatch: pytes
     res = _audit(tmp_path, {"birth_date": [f"19{i:02d}-01-01" for i in range(n)], "sex": ["f", "m"] * (n // 2)})
     m = res.metrics["splits"]["train"]
     assert m["over_budget"] and m["classes"] == "> 10" and "k" not in m
-    assert m["per_column"]["birth_date"] == {"over_budget": True, "distinct": "> 10"}
+    assert m["per_column"]["birth_date"] == {"over_budget": True, "distinct": "> 10",
+                                             "strength": "strong", "kind": "full birth date"}
     assert m["per_column"]["sex"]["distinct"] == 2
     (f,) = res.findings
     assert "k not computed exactly" in f.title and f.severity.rank >= Severity.MEDIUM.rank

@@ -1,7 +1,9 @@
 """data.poisoning.label_issues — training rows whose label a cross-validated model doubts.
 
-Confident learning (Northcutt et al., 2021) through cleanlab's ``find_label_issues`` on
-out-of-fold predicted probabilities of a seeded 5-fold HistGradientBoosting model.
+Confident learning (Northcutt et al., 2021) on out-of-fold predicted probabilities of a
+seeded 5-fold HistGradientBoosting model, judged against a noise null: the issues honest
+labels drawn from the model's calibrated probabilities give (:mod:`.label_noise`), overall
+and slice by slice (:mod:`.label_scan`). Severity follows the excess, not the raw count.
 
 Fitting needs rows, so this check is not a pure fold: it gathers a bounded, deterministic
 sample — the ``SAMPLE_ROWS`` rows with the smallest priority hash (a hash of the row's
@@ -11,7 +13,6 @@ state is at most ~2k rows of the used columns. The report says when a sample was
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,17 +25,20 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..data.rowhash import row_hashes
+from . import label_scan
 from .conflicts import feature_columns, py, show
+from .label_model import CATEGORY, FOLDS, SEED, design, folds, usable
+from .label_model import oof_probabilities as _oof_probabilities
+from .label_noise import calibrate, confident_issues, simulate
 
 SAMPLE_ROWS = 200_000
-FOLDS = 5
-SEED = 0
 SAMPLE_IDS = 20
-MAX_CATEGORIES = 255  # HistGradientBoosting's limit; more distinct strings = free text or identifiers
 MAX_CLASSES = 50
 _ORD = "__mlwarden_ordinal"
 _PRIO = "__mlwarden_priority"
-_SCALE = [(0.05, Severity.HIGH), (0.01, Severity.MEDIUM), (0.0, Severity.LOW)]
+EXCESS_HIGH = 0.05  # share of rows above the noise null, overall, that is high on its own
+EXCESS_MEDIUM = 0.01
+P_EXCESS = 0.01
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -64,25 +68,34 @@ class LabelIssues(FoldCheck):
     """Finds training rows whose label is probably wrong, by cross-validated confident learning.
 
     **What it finds.** Rows whose given label a model trained on the *other* rows finds
-    implausible, by confident learning (cleanlab's ``find_label_issues``) over
-    out-of-fold probabilities of a seeded 5-fold HistGradientBoosting classifier.
-    Numeric columns are used as they are, string columns with at most 255 values as
-    categories; the id, time and high-cardinality text columns are left out. Reports
-    the count and share of suspected label issues, sample ids with their given label,
-    the suggested label and the model's confidence in the given one, and which label
-    flips into which. Above 200,000 rows it uses a deterministic sample (the rows with
-    the smallest row hash) and says so.
+    implausible, by confident learning (the rule of cleanlab's ``confident_learning``
+    filter) over out-of-fold probabilities of a seeded 5-fold HistGradientBoosting
+    classifier. Numeric columns are used as they are, string columns with at most 255
+    values as categories; the id, time and high-cardinality text columns are left out.
+    Above 200,000 rows it uses a deterministic sample (the rows with the smallest row hash)
+    and says so.
 
-    **Severity.** By the share of suspected issues: low below 1 %, medium below 5 %,
-    high from 5 %.
+    **Noise is not mislabelling.** Where the features don't decide the label, honest labels
+    disagree with the likeliest class too. So the check recalibrates the out-of-fold
+    probabilities (cross-fitted matrix scaling), draws labels from them 200 times (seeded) and
+    counts issues the same way: the expected count with its 95 % interval is what the task's
+    own noise explains. It then tests every slice — each value of a categorical feature, each
+    decile of a numeric feature, of the time column and of the row order (delivery batches) —
+    for more issues than the null predicts there (overdispersion-corrected, Benjamini–Hochberg).
+
+    **Severity.** High when issues concentrate in a slice (q < 0.001, at least 25 % above the
+    null there and an excess of at least 0.5 % of all rows), or when the overall excess over
+    the null is significant and at least 5 % of rows; medium for a significant overall excess
+    of at least 1 % of rows, or a concentration of that size at q < 0.01; low when the issues are within
+    what label noise explains (the finding says how many are expected).
 
     **Why it matters.** Flipped labels are the classic poisoning attack (OWASP ML02,
     ATLAS AML.T0020) and the commonest data-quality defect; clusters of flips in one
     class pair or one region bend the decision boundary exactly there.
 
     **How to fix.** Have the flagged rows relabelled by a reviewer (start with the lowest
-    confidence); if flips cluster in one class pair or one data source, trace that
-    source; retrain without the confirmed bad labels.
+    confidence, and with the slice the check names); if flips cluster in one region, time
+    window or batch, trace that source; retrain without the confirmed bad labels.
     """
 
     id = "data.poisoning.label_issues"
@@ -96,13 +109,14 @@ class LabelIssues(FoldCheck):
     def __init__(self, spec: Any, sources: Any) -> None:
         super().__init__(spec, sources)
         schema = sources.datasets["train"].schema if "train" in sources.datasets else pa.schema([])
-        self.features = [c for c in feature_columns(spec, sources, ("train",)) if _usable(schema.field(c).type)]
+        self.features = [c for c in feature_columns(spec, sources, ("train",)) if usable(schema.field(c).type)]
         self.ignored = sorted(set(feature_columns(spec, sources, ("train",))) - set(self.features))
 
     def columns(self, split: str) -> list[str]:
-        idcol, label = self.spec.data.id, self.spec.data.label
+        idcol, label, time = self.spec.data.id, self.spec.data.label, self.spec.data.time
         assert label is not None  # needs "label"
-        return sorted(set(self.features) | {label} | ({idcol} if idcol is not None else set()))
+        extra = {c for c in (idcol, time) if c is not None and c in self.sources.columns(split)}
+        return sorted(set(self.features) | {label} | extra)
 
     def init(self) -> SampleState:
         return SampleState()
@@ -138,7 +152,7 @@ class LabelIssues(FoldCheck):
         table = _bottom_k(state.parts, self.sample_rows).sort_by(_ORD)
         label = self.spec.data.label
         table = table.filter(pc.is_valid(table.column(label)))
-        x, used, dropped = _design(table, self.features)
+        x, used, dropped, categories = design(table, self.features)
         if not used:
             raise Skip("no usable feature columns (numeric, or text with at most 255 values)")
         labels = [show(v) for v in table.column(label).to_pylist()]
@@ -152,112 +166,151 @@ class LabelIssues(FoldCheck):
         code = {c: i for i, c in enumerate(kept)}
         mask = np.array([v in code for v in labels])
         y = np.array([code[v] for v in labels if v in code], dtype=np.int64)
-        x = x[mask]
-        ids = _ids(table, self.spec.data.id)[mask]
+        x, table = x[mask], table.filter(pa.array(mask))
+        ids = _ids(table, self.spec.data.id)
         pred = _oof_probabilities(x, y, used)
-        try:
-            from cleanlab.filter import find_label_issues  # heavy: load only when the check runs
-        except ImportError:
-            raise Skip("needs the cleanlab package: pip install cleanlab") from None
+        issue = confident_issues(y, pred)
+        null = simulate(int(issue.sum()), pred, calibrate(pred, y, folds(y)), seed=SEED)
+        dims = _dimensions(table, x, used, categories, self.spec.data.time)
+        slices = label_scan.scan(issue, null.row_rate, dims)
 
-        found = find_label_issues(labels=y, pred_probs=pred, return_indices_ranked_by="self_confidence")
+        found = np.flatnonzero(issue)
         suggested = pred.argmax(axis=1)
         conf = pred[np.arange(y.size), y]
         # least confident first; ties (and float noise below 1e-6) broken by row order
         ranked = found[np.lexsort((found, np.round(conf[found], 6)))]
         n, issues = int(y.size), int(ranked.size)
-        share = issues / n if n else 0.0
         pairs = Counter(f"{kept[y[i]]} → {kept[suggested[i]]}" for i in ranked.tolist())
         sampled = state.rows > self.sample_rows
-        sample = [{"id": py(ids[i]), "given": kept[y[i]], "suggested": kept[suggested[i]],
-                   "self_confidence": round(float(conf[i]), 4)} for i in ranked[:SAMPLE_IDS].tolist()]
+
+        def rows_of(picked: np.ndarray) -> list[dict[str, Any]]:
+            return [{"id": py(ids[i]), "given": kept[y[i]], "suggested": kept[suggested[i]],
+                     "self_confidence": round(float(conf[i]), 4)} for i in picked[:SAMPLE_IDS].tolist()]
+
+        for s in slices["concentrated"]:
+            d = next(d for d in dims if d.name == s["dimension"])
+            s["sample"] = rows_of(ranked[d.codes[ranked] == d.labels.index(s["slice"])])
+        excess = issues - null.expected
         metrics: dict[str, Any] = {
             "rows_total": state.rows, "rows_used": n, "sampled": bool(sampled),
             "sample_method": f"bottom-{self.sample_rows} rows by row hash" if sampled else "all rows",
             "features": used, "dropped_columns": sorted(dropped + self.ignored),
             "excluded_classes": [c for c in classes if c not in code],
             "model": f"HistGradientBoostingClassifier, {FOLDS}-fold out-of-fold, seed {SEED}",
+            "rule": "confident learning (off-diagonal of the confident joint)",
             "cv_accuracy": round(float((suggested == y).mean()), 4),
-            "issues": issues, "share": round(share, 6),
+            "issues": issues, "share": round(issues / n, 6),
+            "noise_null": {"calibration": f"matrix scaling, cross-fitted on the {FOLDS} folds",
+                           "simulations": null.simulations, "seed": null.seed,
+                           "expected": round(null.expected, 2), "interval_95": [null.low, null.high],
+                           "excess": round(excess, 2), "excess_share": round(excess / n, 6),
+                           "excess_interval_95": [round(issues - null.high, 2), round(issues - null.low, 2)],
+                           "p_value": round(null.p_value, 6)},
+            "slices": slices,
             "class_pairs": dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "sample": sample,
+            "sample": rows_of(ranked),
         }
-        findings = [self._finding(metrics, sample)] if issues else []
+        findings = [self._finding(metrics)] if issues else []
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Suspected label issues by class pair", labels=tuple(pairs),
                                      values=tuple(float(v) for v in pairs.values()))] if pairs else [])
 
-    def _finding(self, m: dict[str, Any], sample: list[dict[str, Any]]) -> Any:
-        severity = next(sev for bound, sev in _SCALE if m["share"] >= bound)
+    def _finding(self, m: dict[str, Any]) -> Any:
+        severity, verdict = _judge(m)
+        null = m["noise_null"]
         of = (f" (on a deterministic sample of {m['rows_used']} of {m['rows_total']} rows)"
               if m["sampled"] else "")
         top = ", ".join(f"{k}: {v}" for k, v in list(m["class_pairs"].items())[:3])
-        rows = tuple(s["id"] for s in sample)
+        expected = (f"{null['expected']:.0f} (95 % {null['interval_95'][0]:.0f}–{null['interval_95'][1]:.0f}) "
+                    "expected from label noise")
+        hot = m["slices"]["concentrated"]
+        sample = hot[0]["sample"] if hot else m["sample"]
         return self.finding(
             key=("train",), severity=severity,
-            title=f"{m['issues']} training rows ({m['share']:.2%}) look mislabelled{of}",
+            title=f"{m['issues']} training rows ({m['share']:.2%}) look mislabelled{of}; {expected}{verdict}",
             description=("Confident learning over out-of-fold probabilities of a cross-validated model "
                          f"flags these labels as unlikely given the features (model accuracy out of fold "
-                         f"{m['cv_accuracy']:.1%}). Most frequent flips: {top}."),
-            remediation=("Have the flagged rows relabelled, lowest self-confidence first; if the flips cluster "
-                         "in one class pair or source, trace that source; retrain without confirmed bad labels."),
+                         f"{m['cv_accuracy']:.1%}). Labels drawn from the model's calibrated probabilities "
+                         f"{null['simulations']} times give {expected.replace(' expected from label noise', '')} "
+                         f"issues by the same rule: that much is the task's own noise, not mislabelling. "
+                         + _excess_text(null) + " "
+                         + _slices_text(m["slices"]) + f" Most frequent flips: {top}."),
+            remediation=("Have the flagged rows relabelled, lowest self-confidence first and the named slice "
+                         "first; if the flips cluster in one region, time window or batch, trace that source; "
+                         "retrain without confirmed bad labels."),
             evidence={"issues": m["issues"], "rows_used": m["rows_used"], "rows_total": m["rows_total"],
-                      "sampled": m["sampled"], "share": m["share"], "class_pairs": m["class_pairs"],
+                      "sampled": m["sampled"], "share": m["share"], "noise_null": null,
+                      "concentrated": hot, "class_pairs": m["class_pairs"],
                       "sample": sample, "id_column": self.spec.data.id or "(row number)"},
-            location=Location(artifact=self.spec.display(self.sources.datasets["train"].uri), rows=rows),
+            location=Location(artifact=self.spec.display(self.sources.datasets["train"].uri),
+                              rows=tuple(s["id"] for s in sample)),
         )
 
 
-def _usable(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-            or pa.types.is_decimal(t) or pa.types.is_string(t) or pa.types.is_large_string(t))
+def _judge(m: dict[str, Any]) -> tuple[Severity, str]:
+    """Severity from the excess over the noise null and its concentration, never the raw count."""
+    null, sl = m["noise_null"], m["slices"]
+    overall = null["p_value"] < P_EXCESS and null["excess_interval_95"][0] > 0
+    if sl["concentrated"]:
+        s = sl["concentrated"][0]
+        return Severity.HIGH, (f"; concentrated in {s['slice']} ({s['observed']} vs {s['expected']:.0f} "
+                               f"expected, q = {s['q_value']:.2g})")
+    if overall and null["excess_share"] >= EXCESS_HIGH:
+        return Severity.HIGH, f"; {null['excess']:.0f} more than noise explains"
+    if overall and null["excess_share"] >= EXCESS_MEDIUM:
+        return Severity.MEDIUM, f"; {null['excess']:.0f} more than noise explains"
+    sizable = [s for s in sl["significant"] if s["ratio"] >= label_scan.MIN_RATIO and s["excess"] >= sl["excess_floor"]]
+    if sizable:
+        s = sizable[0]
+        return Severity.MEDIUM, f"; more than expected in {s['slice']} (q = {s['q_value']:.2g})"
+    return Severity.LOW, ""
 
 
-def _design(table: pa.Table, features: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Feature matrix: numbers as float, text columns with ≤ 255 values as sorted category codes."""
-    cols, used, dropped = [], [], []
-    limit = max(20, min(MAX_CATEGORIES, table.num_rows // 20))
-    for name in features:
-        arr = table.column(name).combine_chunks()
-        t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            values = np.asarray(arr.cast(pa.large_string()).to_pylist(), dtype=object)
-            present = sorted({v for v in values if v is not None})
-            if len(present) > limit:
-                dropped.append(name)
-                continue
-            index = {v: float(i) for i, v in enumerate(present)}
-            cols.append(np.array([np.nan if v is None else index[v] for v in values], dtype=np.float64))
-            used.append(f"{name} (category)")
-        else:
-            cols.append(np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64))
-            used.append(name)
-    x = np.column_stack(cols) if cols else np.empty((table.num_rows, 0))
-    return x, used, dropped
+def _excess_text(null: dict[str, Any]) -> str:
+    lo, hi = null["excess_interval_95"]
+    if null["excess"] <= 0:
+        return f"No excess over it overall (observed minus expected: {null['excess']:.0f}, 95 % {lo:.0f} to {hi:.0f})."
+    return f"Excess over it: {null['excess']:.0f} rows (95 % {lo:.0f} to {hi:.0f}, p = {null['p_value']:.3g})."
+
+
+def _slices_text(sl: dict[str, Any]) -> str:
+    if not sl["significant"]:
+        return (f"No slice of the {sl['slices_tested']} tested (feature values and deciles, time and row-order "
+                "windows) has more issues than the null predicts.")
+    s = sl["significant"][0]
+    return (f"The slice most above the null is {s['slice']}: {s['observed']} issues where {s['expected']:.0f} "
+            f"are expected ({s['ratio']:.2f}×, q = {s['q_value']:.2g}, {sl['slices_tested']} slices tested).")
+
+
+def _dimensions(table: pa.Table, x: np.ndarray, used: list[str], categories: dict[str, list[str]],
+                time: str | None) -> list[label_scan.Dimension]:
+    """Slices of the rows: each feature's values or deciles, the time column's and the row order's deciles."""
+    dims = []
+    for j, name in enumerate(used):
+        base = name.removesuffix(CATEGORY)
+        dims.append(label_scan.categorical(base, x[:, j], categories[base]) if name.endswith(CATEGORY)
+                    else label_scan.quantiles(base, x[:, j]))
+    if time and time in table.column_names:
+        t = _as_seconds(table.column(time))
+        if t is not None:
+            dims.append(label_scan.quantiles(time, t, show=lambda v: str(np.datetime64(int(v), "s"))))
+    order = table.column(_ORD).to_numpy().astype(np.float64)
+    dims.append(label_scan.quantiles("row order", order, show=lambda v: f"{int(v)}"))
+    return dims
+
+
+def _as_seconds(col: pa.ChunkedArray) -> np.ndarray | None:
+    """Seconds since the epoch of a timestamp or date column (None for other types)."""
+    t = col.type
+    if pa.types.is_timestamp(t):
+        col = col.cast(pa.timestamp("s", tz=t.tz), safe=False)
+    elif pa.types.is_date(t):
+        col = col.cast(pa.timestamp("s"))
+    else:
+        return None
+    return col.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def _ids(table: pa.Table, idcol: str | None) -> np.ndarray:
     col = idcol if idcol and idcol in table.column_names else _ORD
     return table.column(col).to_numpy(zero_copy_only=False)
-
-
-def _oof_probabilities(x: np.ndarray, y: np.ndarray, used: list[str]) -> np.ndarray:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    categorical = np.array([u.endswith("(category)") for u in used])
-    model = HistGradientBoostingClassifier(categorical_features=categorical if categorical.any() else None,
-                                           random_state=SEED)
-    cv = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
-    # OpenMP threads that spin-wait on a busy machine made one fit 30x slower than a single
-    # thread: large data runs the folds in parallel processes; small data stays in this
-    # process on one thread, where starting workers would cost more than the fits
-    if len(y) >= 20_000:
-        jobs = min(FOLDS, os.cpu_count() or 1)
-        return cross_val_predict(model, x, y, cv=cv, method="predict_proba", n_jobs=jobs)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return cross_val_predict(model, x, y, cv=cv, method="predict_proba")

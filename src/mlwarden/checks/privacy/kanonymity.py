@@ -2,7 +2,8 @@
 
 Rows are grouped into equivalence classes by a 64-bit hash of their quasi-identifier
 values (:mod:`mlwarden.checks.data.rowhash`, so ``1`` = ``1.0`` and null is one value);
-the state is a sorted array of class hashes with their counts — 16 bytes a class — for the
+the state is a sorted array of class hashes with their counts — 16 bytes a class, and for the
+whole combination 8 more a quasi-identifier (its values' hashes, for the population model) — for the
 whole combination, for every combination with one quasi-identifier dropped, and for every
 quasi-identifier alone. Each of these is capped (:data:`MAX_CLASSES`,
 :data:`MAX_AUX_CLASSES`); over its cap it is dropped and reported as not computed.
@@ -10,7 +11,7 @@ quasi-identifier alone. Each of these is capped (:data:`MAX_CLASSES`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..data.rowhash import column_hash, row_hashes
 from .detectors import snake
+from .classcounts import ClassCounts
+from .kanon_risk import RANK, population_risk, strength
 
 MAX_CLASSES = 5_000_000
 """Classes kept for the full combination (≈ 80 MB); more, and k isn't computed exactly."""
@@ -43,53 +46,6 @@ def severity_for(share: float) -> Severity | None:
     if share <= 0:
         return None
     return next(sev for bound, sev in _SCALE if share > bound)
-
-
-@dataclass
-class ClassCounts:
-    """Counts per equivalence class (by hash), compacted lazily, capped at ``cap`` classes."""
-
-    cap: int
-    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    pending: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
-    pending_rows: int = 0
-    over: bool = False
-
-    def add(self, hashes: np.ndarray) -> None:
-        if not self.over:
-            keys, counts = np.unique(hashes, return_counts=True)
-            self._push(keys, counts.astype(np.int64))
-
-    def absorb(self, other: ClassCounts) -> None:
-        if self.over or other.over:
-            self._overflow()
-            return
-        for keys, counts in [(other.keys, other.counts), *other.pending]:
-            self._push(keys, counts)
-
-    def compact(self) -> None:
-        """Fold pending counts in. The class count only grows with data, so going over the cap
-        here means the whole data is over it too: the outcome doesn't depend on batching."""
-        if self.over or not self.pending:
-            return
-        keys = np.concatenate([self.keys] + [k for k, _ in self.pending])
-        counts = np.concatenate([self.counts] + [c for _, c in self.pending])
-        self.keys, inverse = np.unique(keys, return_inverse=True)
-        self.counts = np.bincount(inverse.ravel(), weights=counts, minlength=self.keys.size).astype(np.int64)
-        self.pending, self.pending_rows = [], 0
-        if self.keys.size > self.cap:
-            self._overflow()
-
-    def _push(self, keys: np.ndarray, counts: np.ndarray) -> None:
-        self.pending.append((keys, counts))
-        self.pending_rows += keys.size
-        if self.pending_rows > max(self.keys.size, 1 << 18):
-            self.compact()
-
-    def _overflow(self) -> None:
-        self.over = True
-        self.keys, self.counts, self.pending, self.pending_rows = np.empty(0, np.uint64), np.empty(0, np.int64), [], 0
 
 
 @dataclass
@@ -130,8 +86,20 @@ class KAnonymity(FoldCheck):
     5 000 000 classes (1 000 000 for the drop-one and per-column ones); beyond that the
     report says the figure was not computed and gives a lower bound instead.
 
-    **Severity.** By the share of rows in classes with k < 5: high above 10 %, medium
-    above 1 %, low otherwise; no finding when every class has at least 5 rows.
+    **Population risk.** Uniqueness in a sample grows as the sample shrinks, so the check also
+    estimates, as statistical disclosure control does (a Poisson log-linear model of the
+    quasi-identifiers, as sdcMicro's ``modRisk``), how many rows are unique — and how many in
+    groups under 5 — among everyone the data was drawn from: ``data.population_size`` people,
+    or, when the spec doesn't say, the rows of the measured splits together (the smallest
+    population the data fit, so the estimate errs high). Sample and population figures are
+    reported side by side. Each quasi-identifier is rated strong (fine location like a zip
+    code, a full birth date, any column with over 1,000 values), medium (coarse place, birth
+    year) or weak (age in years, sex, race, marital status).
+
+    **Severity.** By the estimated population share of rows in groups under 5: high above
+    10 %, medium above 1 %, low otherwise (also when only the sample has small groups); high
+    needs a strong quasi-identifier — coarse ones alone are at most medium. No finding when
+    every class in the sample has at least 5 rows.
 
     **Why it matters.** 87 % of Americans are unique by zip code, birth date and sex
     (Sweeney, 2000): such rows can be linked to a named person through public records, and a
@@ -170,7 +138,7 @@ class KAnonymity(FoldCheck):
 
     def _fresh(self, split: str) -> SplitState:
         qis = self.qis[split]
-        return SplitState(rows=0, full=ClassCounts(MAX_CLASSES),
+        return SplitState(rows=0, full=ClassCounts(MAX_CLASSES, width=len(qis)),
                           drop={q: ClassCounts(MAX_AUX_CLASSES) for q in qis} if len(qis) > 1 else {},
                           single={q: ClassCounts(MAX_AUX_CLASSES) for q in qis}, sample=[])
 
@@ -184,7 +152,7 @@ class KAnonymity(FoldCheck):
         per_col = {q: column_hash(rb.column(q)) for q in qis}
         hashed = pa.record_batch({q: pa.array(h) for q, h in per_col.items()})
         full = row_hashes(hashed, qis)
-        st.full.add(full)
+        st.full.add(full, np.column_stack([per_col[q] for q in qis]))
         for q in st.drop:
             st.drop[q].add(row_hashes(hashed, [c for c in qis if c != q]))
         for q in st.single:
@@ -219,10 +187,16 @@ class KAnonymity(FoldCheck):
         metrics: dict[str, Any] = {"quasi_identifiers": {s: q for s, q in self.qis.items()}, "source": self.source,
                                    "max_classes": MAX_CLASSES, "max_aux_classes": MAX_AUX_CLASSES,
                                    "thresholds": list(THRESHOLDS), "splits": {}}
+        declared = self.spec.data.population_size
+        measured = sum(st.rows for st in state.values())
+        metrics["population_size"] = declared or measured
+        metrics["population_source"] = ("spec (data.population_size)" if declared else
+                                        "no data.population_size: the rows of the measured splits, the smallest "
+                                        "population the data fit, so the risk estimate is an upper bound")
         findings, charts = [], []
         for split, st in sorted(state.items()):
             st.full.compact()
-            m = self._split_metrics(st)
+            m = self._split_metrics(st, max(metrics["population_size"], st.rows), self.qis[split])
             metrics["splits"][split] = m
             finding = self._finding(split, st, m)
             if finding is not None:
@@ -233,16 +207,19 @@ class KAnonymity(FoldCheck):
                                     values=tuple(100.0 * m["share_k_lt"][str(k)] for k in THRESHOLDS), unit="%"))
         return Outcome(findings=findings, metrics=metrics, charts=charts)
 
-    def _split_metrics(self, st: SplitState) -> dict[str, Any]:
+    def _split_metrics(self, st: SplitState, population: int, qis: list[str]) -> dict[str, Any]:
         n = st.rows
         m: dict[str, Any] = {"rows": n}
-        per_col = {}
+        per_col: dict[str, dict[str, Any]] = {}
         for q, cc in sorted(st.single.items()):
             cc.compact()
             per_col[q] = ({"over_budget": True, "distinct": f"> {cc.cap}"} if cc.over else
                           {"distinct": int(cc.keys.size), "unique_rows": int(cc.counts[cc.counts == 1].size),
                            "share_unique": _share(cc.counts[cc.counts == 1].size, n)})
+            per_col[q]["strength"], per_col[q]["kind"] = strength(set(snake(q).split("_")),
+                                                                  None if cc.over else int(cc.keys.size))
         m["per_column"] = per_col
+        m["strongest"] = max((c["strength"] for c in per_col.values()), key=lambda s: RANK[s], default="weak")
         if st.full.over:
             m["over_budget"] = True
             m["classes"] = f"> {MAX_CLASSES}"
@@ -260,6 +237,10 @@ class KAnonymity(FoldCheck):
                         "share_k_lt_5": _share(cc.counts[cc.counts < 5].sum(), n),
                         "unique_rows": int(cc.counts[cc.counts == 1].size)})
         m["drop_one"] = drop
+        if n:
+            marginals = [(np.empty(0, np.uint64), np.empty(0, np.int64)) if st.single[q].over
+                         else (st.single[q].keys, st.single[q].counts) for q in qis]
+            m["population"] = population_risk(c, st.full.parts, marginals, n, population)
         # the QI whose removal shrinks the k < 5 share most; unique rows break ties (when every
         # drop-one combination still leaves all rows under 5, the unique rows still move)
         gains = sorted(((m["share_k_lt"]["5"] - d["share_k_lt_5"], m["unique_rows"] - d["unique_rows"], q)
@@ -289,24 +270,42 @@ class KAnonymity(FoldCheck):
         counts = dict(zip(st.full.keys.tolist(), st.full.counts.tolist()))
         small = [rid for _, rid, h in st.sample if counts.get(h, 0) < 5][:SAMPLE_IDS]
         share5 = m["share_k_lt"]["5"]
-        severity = severity_for(share5)
-        if severity is None:
+        if share5 <= 0:
             return None
+        pop = m["population"]
+        severity = severity_for(pop["share_k_lt_5"]) or Severity.LOW
+        strong = m["strongest"] == "strong"
+        if not strong and severity.rank > Severity.MEDIUM.rank:
+            severity = Severity.MEDIUM  # coarse quasi-identifiers alone are shared by many and link poorly
         worst = m.get("most_identifying")
         hint = f" Dropping or generalizing {worst!r} helps most." if worst else ""
+        kinds = ", ".join(f"{q} ({m['per_column'][q]['kind']}, {m['per_column'][q]['strength']})" for q in qis)
+        census = pop["sampling_fraction"] >= 1.0
+        where = (f"the population of {pop['population_size']:,} (these rows are all of it)" if census else
+                 f"a population of {pop['population_size']:,} (sampling fraction {pop['sampling_fraction']:.3g})")
         return self.finding(
             key=(split,), severity=severity,
-            title=f"data.{split}: {share5:.1%} of rows are in groups of fewer than 5 by {', '.join(qis)} (k = {m['k']})",
+            title=(f"data.{split}: {share5:.1%} of rows are in groups of fewer than 5 by {', '.join(qis)} "
+                   f"(k = {m['k']}); estimated {pop['share_k_lt_5']:.1%} in {where.split(' (')[0]}"
+                   + ("" if strong else "; coarse quasi-identifiers only")),
             description=(f"Over the quasi-identifiers {', '.join(qis)}, {m['unique_rows']} of {st.rows} rows "
-                         f"are unique and {share5:.1%} share their combination with fewer than 4 others: they can "
-                         f"be re-identified by linking with public records, and a model trained on them leaks more "
-                         f"about them.{hint}"),
+                         f"are unique in this split and {share5:.1%} share their combination with fewer than 4 "
+                         f"others. What re-identifies a person is uniqueness among everyone who could be in the "
+                         f"data, not in the sample: in {where}, a log-linear model of the quasi-identifiers "
+                         f"estimates {pop['estimated_population_uniques']:.0f} of these rows unique "
+                         f"({pop['share_unique']:.1%}) and {pop['share_k_lt_5']:.1%} in groups smaller than 5. "
+                         f"Quasi-identifiers: {kinds}; a high needs a strong one (fine location, full birth "
+                         f"date, a column with over 1,000 values). Such rows can be re-identified by linking "
+                         f"with public records, and a model trained on them leaks more about them.{hint}"),
             remediation=("Generalize quasi-identifiers (zip to 3 digits, birth date to year or age band), suppress "
-                         "rare combinations, or drop the ones the model doesn't need; aim for k ≥ 5."),
+                         "rare combinations, or drop the ones the model doesn't need; aim for k ≥ 5. Set "
+                         "data.population_size to the number of people the data was drawn from for a sharper "
+                         "estimate."),
             evidence={"split": split, "quasi_identifiers": qis, "source": self.source, "rows": st.rows,
                       "k": m["k"], "classes": m["classes"], "unique_rows": m["unique_rows"],
-                      "share_k_lt": m["share_k_lt"], "most_identifying": worst,
-                      "sample_row_ids": small, "id_column": id_column},
+                      "share_k_lt": m["share_k_lt"], "population": pop,
+                      "strength": {q: m["per_column"][q]["strength"] for q in qis},
+                      "most_identifying": worst, "sample_row_ids": small, "id_column": id_column},
             location=Location(artifact=uri, rows=tuple(small)))
 
 

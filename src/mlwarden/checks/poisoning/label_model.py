@@ -1,0 +1,82 @@
+"""The design matrix and the cross-validated model behind ``data.poisoning.label_issues``.
+
+Numbers are used as they are, text columns with few values as sorted category codes (their
+names kept, so slices of the scan can be named); the model is a seeded HistGradientBoosting
+classifier whose out-of-fold probabilities come from stratified folds that
+:func:`folds` reproduces exactly, so calibration can be cross-fitted on the same folds.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+
+FOLDS = 5
+SEED = 0
+MAX_CATEGORIES = 255  # HistGradientBoosting's limit; more distinct strings = free text or identifiers
+CATEGORY = " (category)"
+
+
+def usable(t: pa.DataType) -> bool:
+    """Column types the model can use: numbers, booleans, text (as categories)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+            or pa.types.is_decimal(t) or pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def design(table: pa.Table, features: list[str]) -> tuple[np.ndarray, list[str], list[str], dict[str, list[str]]]:
+    """(feature matrix, used names, dropped columns, category names per categorical column).
+
+    Text columns with more values than ``max(20, min(255, rows / 20))`` are dropped: one value
+    every few rows is an identifier or free text, not a feature."""
+    cols, used, dropped, categories = [], [], [], {}
+    limit = max(20, min(MAX_CATEGORIES, table.num_rows // 20))
+    for name in features:
+        arr = table.column(name).combine_chunks()
+        t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            values = np.asarray(arr.cast(pa.large_string()).to_pylist(), dtype=object)
+            present = sorted({v for v in values if v is not None})
+            if len(present) > limit:
+                dropped.append(name)
+                continue
+            index = {v: float(i) for i, v in enumerate(present)}
+            cols.append(np.array([np.nan if v is None else index[v] for v in values], dtype=np.float64))
+            used.append(name + CATEGORY)
+            categories[name] = present
+        else:
+            cols.append(np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64))
+            used.append(name)
+    x = np.column_stack(cols) if cols else np.empty((table.num_rows, 0))
+    return x, used, dropped, categories
+
+
+def folds(y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The stratified, seeded folds of the out-of-fold model (and of the calibration)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=SEED).split(np.zeros(y.size), y))
+
+
+def oof_probabilities(x: np.ndarray, y: np.ndarray, used: list[str]) -> np.ndarray:
+    """Out-of-fold class probabilities of a seeded HistGradientBoosting classifier."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import cross_val_predict
+
+    categorical = np.array([u.endswith(CATEGORY) for u in used])
+    model = HistGradientBoostingClassifier(categorical_features=categorical if categorical.any() else None,
+                                           random_state=SEED)
+    cv = folds(y)
+    # OpenMP threads that spin-wait on a busy machine made one fit 30x slower than a single
+    # thread: large data runs the folds in parallel processes; small data stays in this
+    # process on one thread, where starting workers would cost more than the fits
+    if len(y) >= 20_000:
+        jobs = min(FOLDS, os.cpu_count() or 1)
+        return cross_val_predict(model, x, y, cv=cv, method="predict_proba", n_jobs=jobs)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return cross_val_predict(model, x, y, cv=cv, method="predict_proba")
