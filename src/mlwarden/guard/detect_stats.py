@@ -1,0 +1,86 @@
+"""The numbers behind the detectors: nearest-neighbour distances and a normality test.
+
+Exact nearest neighbours with numpy: a key's history is bounded (a thousand rows by default),
+so one request costs ``rows × history × width`` multiply-adds, a few tens of microseconds for
+one row — less than the index an approximate search would need to keep in shared state.
+Distances are Euclidean divided by ``norm`` (the square root of the number of model features),
+so a threshold reads as a typical per-feature change in scale units, whatever the width.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+MAX_REFERENCE = 2000
+"""Reference rows kept for the uniform-query detector (a random sample of the training data)."""
+LOG_FLOOR = 1e-6
+"""Distances are floored here before the logarithm: an exact repeat is as close as it gets."""
+
+
+def _dist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    d2 = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
+    np.maximum(d2, 0.0, out=d2)
+    return np.sqrt(d2, out=d2)
+
+
+def nearest(H: np.ndarray, X: np.ndarray, k: int, norm: float, *, within: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``X``: mean distance to its ``k`` nearest and distance to its nearest.
+
+    With ``within`` (the history case), row ``i`` is compared with ``H`` and with the rows of
+    ``X`` before it — the order the queries arrived in; a row with fewer than ``k`` earlier
+    rows gets NaN for the first, and the very first row NaN for both. Without it, rows are
+    compared with ``H`` alone (the reference case).
+    """
+    m, b = len(H), len(X)
+    pool = np.vstack([H, X]) if within else H
+    if len(pool) == 0:
+        return np.full(b, np.nan), np.full(b, np.nan)
+    D = _dist(X, pool)
+    avail = m + np.arange(b) if within else np.full(b, m)
+    if within:
+        D[np.arange(m + b)[None, :] >= (m + np.arange(b))[:, None]] = np.inf
+    kk = min(k, len(pool))
+    part = np.partition(D, kk - 1, axis=1)[:, :kk] if kk < len(pool) else np.sort(D, axis=1)[:, :kk]
+    with np.errstate(invalid="ignore"):
+        knn = np.where(avail >= k, part.mean(1) / norm, np.nan)
+        mind = np.where(avail >= 1, part.min(1) / norm, np.nan)
+    return knn, mind
+
+
+def log_shapiro(d: np.ndarray) -> float:
+    """Shapiro–Wilk W of ``log(max(d, floor))``: near 1 when the distances look log-normal.
+
+    Natural traffic's nearest-earlier distances are roughly log-normal; a stream of synthetic
+    probes (steps along axes, jitter around a few seeds, repeats) piles them into a few spikes,
+    which is what pulls W down. A constant sample is as unnatural as it gets: W = 0.
+    """
+    from scipy.stats import shapiro
+
+    x = np.log(np.maximum(np.asarray(d, dtype=np.float64), LOG_FLOOR))
+    if len(x) < 3 or float(np.ptp(x)) == 0.0:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(shapiro(x).statistic)
+
+
+def reference_scale(R: np.ndarray, norm: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A reference sample and its own typical nearest-neighbour distance (the uniform detector's unit).
+
+    Half the rows (at most :data:`MAX_REFERENCE`) are kept; the other half measure how far a
+    real row usually is from its nearest kept row (the median of the non-zero distances, since
+    training sets hold exact duplicates).
+    """
+    idx = rng.permutation(len(R))
+    keep = idx[: min(MAX_REFERENCE, max(1, len(R) // 2))]
+    probe = idx[len(keep): len(keep) + 500]
+    ref = R[keep]
+    if len(probe) == 0:
+        return ref, 1.0
+    d = nearest(ref, R[probe], 1, norm, within=False)[1]
+    d = d[d > 0]
+    scale = float(np.median(d)) if len(d) else 1.0
+    return ref, scale if scale > 0 and math.isfinite(scale) else 1.0
