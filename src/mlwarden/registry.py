@@ -11,23 +11,27 @@ both cores, or a Dask cluster. Checks that need something else than batches impl
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .findings import Finding, Location, Severity, fingerprint
-from .sources.datasets import Batch, Dataset
-from .spec import SPLITS, Spec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: importing them pulls pyarrow, pandas and pydantic into every command
     from .engine.base import Engine
+    from .sources.datasets import Batch, Dataset
+    from .spec import Spec
+
+SPLITS: tuple[str, ...] = ("train", "test", "production", "feedback")
+"""``spec.SPLITS``, repeated so that checks load without pydantic; tests/test_registry.py keeps them equal."""
 
 Stage = Literal["data", "splits", "training", "artifact", "serving", "feedback"]
 STAGES: tuple[Stage, ...] = ("data", "splits", "training", "artifact", "serving", "feedback")
 
 Need = Literal["train", "test", "production", "feedback", "eval", "data", "label", "id",
-               "time", "sensitive", "artifact", "endpoint", "code", "predictions"]
+               "time", "sensitive", "artifact", "endpoint", "code", "infra", "predictions"]
 
 _NEEDS: dict[str, tuple[Callable[[Spec], Any], str]] = {
     "train": (lambda s: s.data.train, "data.train"),
@@ -44,6 +48,7 @@ _NEEDS: dict[str, tuple[Callable[[Spec], Any], str]] = {
     "artifact": (lambda s: s.model and s.model.artifact, "model.artifact"),
     "endpoint": (lambda s: s.model and s.model.endpoint, "model.endpoint"),
     "code": (lambda s: s.code, "code"),
+    "infra": (lambda s: s.infra, "infra"),
     "predictions": (lambda s: (s.model and s.model.artifact) or s.data.prediction,
                     "model.artifact or data.prediction"),
 }
@@ -59,7 +64,7 @@ class Outcome:
 
     findings: list[Finding] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    charts: list[Chart] = field(default_factory=list)
+    charts: Sequence[Chart | Curve | Whiskers] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +75,36 @@ class Chart:
     labels: tuple[str, ...]
     values: tuple[float, ...]
     unit: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Curve:
+    """A line chart for the HTML report: named series of (x, y) points, optional (x, low, high) bands."""
+
+    title: str
+    x_label: str
+    y_label: str
+    series: tuple[tuple[str, tuple[tuple[float, float], ...]], ...]
+    bands: tuple[tuple[str, tuple[tuple[float, float, float], ...]], ...] = ()
+    """Confidence bands, each named after the series it belongs to."""
+    x_log: bool = False
+    """Log-scaled x axis (e.g. false-positive rates); points with x ≤ 0 are left out."""
+    y_range: tuple[float, float] | None = None
+    """Fixed y axis (e.g. (0, 1) for rates); default: the data's range."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Whiskers:
+    """Point estimates with confidence whiskers, one row per group, one dot per named series."""
+
+    title: str
+    x_label: str
+    groups: tuple[str, ...]
+    series: tuple[tuple[str, tuple[tuple[float, float, float], ...]], ...]
+    """Per series, per group: (estimate, low, high); NaN where a series lacks that group."""
+    references: tuple[tuple[str, float], ...] = ()
+    """Vertical reference lines: (label, x), e.g. a threshold or the reference group's rate."""
+    x_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,10 +200,38 @@ def register(cls: type[Check]) -> type[Check]:
     return cls
 
 
-def all_checks() -> dict[str, type[Check]]:
-    from . import checks  # noqa: F401  (importing the package registers every family)
+def check_ids(patterns: Sequence[str] = ()) -> list[str]:
+    """Every check id (from the catalog, importing nothing), or those matching a glob of ``patterns``."""
+    from .checks import CATALOG
 
-    return dict(sorted(REGISTRY.items()))
+    return sorted(cid for cid in CATALOG if not patterns or any(fnmatch.fnmatchcase(cid, g) for g in patterns))
+
+
+def all_checks(patterns: Sequence[str] = ()) -> dict[str, type[Check]]:
+    """Every check class (or those whose id matches a glob of ``patterns``), importing only their modules.
+
+    Checks registered outside the catalog (test fakes) are included when they match.
+    """
+    from .checks import CATALOG
+
+    ids = check_ids(patterns)
+    for module in sorted({CATALOG[cid] for cid in ids}):
+        importlib.import_module(f"{__package__}.checks.{module}")
+    missing = [cid for cid in ids if cid not in REGISTRY]
+    if missing:  # the catalog names a check its module does not define: a bug, not bad input
+        raise RuntimeError(f"checks in the catalog but not registered by their module: {', '.join(missing)}")
+    extra = [cid for cid in REGISTRY if cid not in CATALOG
+             and (not patterns or any(fnmatch.fnmatchcase(cid, g) for g in patterns))]
+    return {cid: REGISTRY[cid] for cid in sorted([*ids, *extra])}
+
+
+def get_check(check_id: str) -> type[Check] | None:
+    """One check class by id, importing only its module; None when there is no such check."""
+    from .checks import CATALOG
+
+    if check_id not in CATALOG and check_id not in REGISTRY:
+        return None
+    return all_checks([check_id]).get(check_id)
 
 
 @dataclass(frozen=True)
@@ -181,9 +244,7 @@ def plan(spec: Spec, sources: Sources, *, only: Sequence[str] = (), skip: Sequen
     """Pick the registered checks whose needs the spec meets; say why the others don't run."""
     run: list[Check] = []
     skipped: list[tuple[type[Check], str]] = []
-    for cid, cls in all_checks().items():
-        if only and not any(fnmatch.fnmatchcase(cid, g) for g in only):
-            continue
+    for cid, cls in all_checks(only).items():
         if any(fnmatch.fnmatchcase(cid, g) for g in skip):
             skipped.append((cls, "skipped by --skip"))
             continue

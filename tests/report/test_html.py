@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import hashlib
 import re
 
@@ -44,7 +45,8 @@ def test_demo_report_has_header_summary_and_counts(demo_report: Report) -> None:
 def test_demo_map_has_six_stages_coloured_and_linked(demo_report: Report) -> None:
     html = HtmlFormat().render(demo_report)
     assert '<svg class="surface"' in html and 'role="img"' in html and "<title id=\"surface-title\">" in html
-    assert re.findall(r'data-stage="([a-z]+)"', html) == list(STAGES)
+    surface = html[html.index('<svg class="surface"'): html.index("</svg>", html.index('<svg class="surface"'))]
+    assert re.findall(r'data-stage="([a-z]+)"', surface) == list(STAGES)
     splits = _stage_group(html, "splits")
     assert next(f for f in demo_report.findings if f.check == LEAK).severity is Severity.CRITICAL
     leak = next(f for f in demo_report.findings if f.check in demo_report.stages["splits"])  # the stage's worst
@@ -145,6 +147,11 @@ def test_fifty_thousand_findings_stay_under_five_megabytes() -> None:
     assert 'id="finding-data.big-999999"' in html  # the worst finding is always shown
     assert 'href="#finding-data.big-999999"' in _stage_group(html, "data")
     assert "more finding" in html and "more keys" in html
+    rows = _rows(html)
+    full = [r for r in rows if r["tag"] == "details"]
+    assert 0 < len(full) <= Limits().findings_total < len(rows) <= Limits().findings_total + Limits().compact_total
+    assert rows[0]["id"] == "finding-data.big-999999" and rows[0]["tag"] == "details"
+    assert "more findings not shown here" in html
 
 
 def test_limits_halve_down_to_one() -> None:
@@ -173,3 +180,99 @@ def test_bar_chart_labels_values_and_caps() -> None:
     assert "1 more not shown" in out
     neg = str(bar_chart(title="d", labels=("x", "y"), values=(-1.0, 1.0)))
     assert 'class="bar neg"' in neg
+
+
+# --- the two-screen layout: one findings table, collapsed details, pictures at a glance ---------------
+
+def _rows(html: str) -> list[dict[str, str]]:
+    """Every findings-table row's opening tag attributes, in page order."""
+    out = []
+    for m in re.finditer(r'<(details|div) class="frow[^"]*" ([^>]*)>', html):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', m.group(2)))
+        attrs["tag"] = m.group(1)
+        attrs["open"] = " open" in f" {m.group(2)}" and "open=" not in m.group(2)
+        out.append(attrs)
+    return out
+
+
+def test_demo_findings_are_one_table_worst_first_with_details_collapsed(demo_report: Report) -> None:
+    html = HtmlFormat().render(demo_report)
+    rows = _rows(html)
+    assert [r["id"] for r in rows] == [f"finding-{f.id}" for f in demo_report.findings]
+    assert all(r["tag"] == "details" and not r["open"] for r in rows)  # all expandable, none expanded
+    ranks = [int(r["data-rank"]) for r in rows]
+    assert ranks == sorted(ranks, reverse=True) and [r["data-order"] for r in rows] == [str(i) for i in range(len(rows))]
+    leak = next(f for f in demo_report.findings if f.check == LEAK)
+    row = next(r for r in rows if r["id"] == f"finding-{leak.id}")
+    assert row["data-stage"] == "splits" and row["data-check"] == LEAK and row["data-severity"] == "critical"
+    body = html[html.index(f'id="finding-{leak.id}"'):]
+    body = body[: body.index("</details>")]
+    assert '<div class="evidence">' in body and "How to fix" in body and "ML08_2023" in body
+    assert 'href="#check-data.leakage.exact_duplicates"' in body
+    # sorting and filtering controls are there, hidden until the script shows them
+    tools = html[html.index('<div class="tools">'): html.index('<div class="ftable">')]
+    assert "data-js hidden" in tools and 'id="f-stage"' in tools and 'id="f-check"' in tools and 'id="f-text"' in tools
+    assert f'<option value="{LEAK}">' in tools and '<option value="splits">Splits</option>' in tools
+    assert {m for m in re.findall(r'data-sort="(\w+)"', html)} == {"severity", "stage", "check", "title"}
+
+
+def test_checks_without_findings_collapse_into_one_line(demo_report: Report) -> None:
+    html = HtmlFormat().render(demo_report)
+    quiet = [c for c in demo_report.checks if c.status == "pass" and not c.findings]
+    assert quiet
+    m = re.search(r'<details class="quiet"><summary>(\d+) checks passed with no findings</summary>(.*?)</details>', html)
+    assert m and int(m.group(1)) == len(quiet)
+    assert re.findall(r'href="#check-([^"]+)"', m.group(2)) == [c.id for c in quiet]
+    for c in quiet:
+        assert f'<details class="check" id="check-{c.id}">' in html  # the link lands on the check's details
+    # the per-stage check details start collapsed: one line per stage inside one collapsed card
+    assert '<details id="checks" class="card">' in html and ' open' not in html[html.index('id="checks"'):][:200]
+
+
+GLANCE = ("Favourable-label rate by group", "Model decisions by group", "Drift per column: PSI",
+          "Rows leaked from train, by split", "Feedback rows quarantined", "Decisions flipped vs cost budget",
+          "Membership inference ROC", "Surrogate fidelity vs query budget", "Backdoor success vs poison rate")
+
+
+def test_demo_glance_shows_the_pictures_people_would_rather_look_at(demo_report: Report) -> None:
+    html = HtmlFormat().render(demo_report)
+    glance = html[html.index('id="glance"'): html.index("</section>", html.index('id="glance"'))]
+    titles = re.findall(r'<svg class="chart[^"]*"[^>]*><title>([^<]*)</title>', glance)
+    assert len(titles) == len(GLANCE)
+    for want, got in zip(GLANCE, titles):
+        assert got.startswith(want), (want, got)
+    kinds = re.findall(r'<svg class="(chart[^"]*)"', glance)
+    assert kinds.count("chart whiskers") == 4 and kinds.count("chart curve") == 4 and kinds.count("chart") == 1
+    assert all('viewBox="0 0 440 ' in svg for svg in re.findall(r"<svg class=\"chart.*?>", glance))
+    # each picture names the check it came from, and the check's details hold the full-size version
+    assert re.findall(r'from <a href="#check-([^"]+)"', glance)[:3] == [
+        "fairness.base_rates", "fairness.model_disparity", "data.drift.columns"]
+    checks = html[html.index('id="checks"'):]
+    assert checks.count('<svg class="chart whiskers"') >= 4
+
+
+def test_every_svg_coordinate_is_a_finite_number(demo_report: Report, hostile_report: Report) -> None:
+    for html in (HtmlFormat().render(demo_report), HtmlFormat().render(hostile_report)):
+        svgs = re.findall(r"<svg\b.*?</svg>", html, re.S)
+        assert svgs
+        for svg in svgs:
+            for attr, value in re.findall(r'\s(d|x|y|x1|x2|y1|y2|cx|cy|r|width|height|viewBox|transform)="([^"]*)"', svg):
+                assert not re.search(r"nan|inf", value, re.I), (attr, value)
+                nums = re.findall(r"-?\d*\.?\d+(?:e[-+]?\d+)?", value)
+                assert nums or value == "100%", (attr, value)
+                assert all(math.isfinite(float(n)) for n in nums), (attr, value)
+
+
+def test_no_inline_handlers_styles_or_script_urls(demo_report: Report, hostile_report: Report) -> None:
+    for html in (HtmlFormat().render(demo_report), HtmlFormat().render(hostile_report)):
+        assert not re.search(r"<[^>]+\son[a-z]+\s*=", html, re.I)  # listeners come from the one script
+        assert not re.search(r"<[^>]+\sstyle\s*=", html, re.I)  # the CSP would block them anyway
+        assert "javascript:" not in html.lower()
+
+
+def test_page_without_findings_says_so() -> None:
+    check = CheckResult(id="data.ok", title="OK", status="pass")
+    html = HtmlFormat().render(Report(tool_version="0", target=Target(name="t"), started_at="", duration_s=0.0,
+                                      checks=(check,), stages={"data": ["data.ok"]}))
+    assert "<p>No findings.</p>" in html and 'id="findings-rows"' not in html
+    assert "1 check passed with no findings" in html
