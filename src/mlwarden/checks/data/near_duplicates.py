@@ -12,27 +12,30 @@ grids, so a row whose numbers moved that little in up to three columns matches o
 least one grid.
 
 **Column signatures** (a column or two changed entirely). Each row also keeps a 32-bit
-hash per column (columns beyond 32 fold into 32 slots). In ``finalize``, leave-one-out
-and leave-two-out keys (the row hash minus one or two slots) join evaluation rows to
-training rows that agree on all other columns — exact candidate generation, unlike
-MinHash/LSH, and cheaper on tabular rows, which have few tokens. A candidate is kept
-only when the columns it agrees on are improbable to agree by chance: the sum of
-``-log2(frequency in train)`` of the agreeing values must reach ``log2(n_train) + 20``
-bits (independence assumed), so rows alike only in common values are not flagged. Up to
-2 differing columns with 8 or more columns, 1 with 4 to 7, none below.
+hash per column (columns beyond 32 fold into 32 slots). Candidates come from
+multi-index hashing (:mod:`.near_match`): the slots are dealt into r + 1 (or more) blocks of
+equal entropy, and evaluation rows are joined to training rows that agree on every block
+but r — by pigeonhole every row differing in at most r slots is a candidate — then each
+candidate is confirmed slot by slot. A pair is kept only when the columns it agrees on
+are improbable to agree by chance: the sum of ``-log2(frequency in train)`` of the
+agreeing values must reach ``log2(n_train) + 20`` bits (independence assumed), so rows
+alike only in common values are not flagged. Up to 2 differing columns with 8 or more
+columns, 1 with 4 to 7, none below.
 
 **State.** Per row: an 8-byte exact hash, 4 × 8 bytes of grid hashes and 4 bytes per
 column slot (at most 32), plus the id for rows with one: 92 bytes a row with 13
-columns, at most 168 (+ id) — about 170 MB for a million training rows. Rows that are
-exact duplicates (``data.leakage.exact_duplicates``) are not counted here; their number
-is in the metrics as ``exact_duplicates_excluded``.
+columns, at most 168 (+ id). It is the one state of this check that grows with rows;
+past :data:`~.rowstore.SPILL_BYTES` it is spilled to a temporary folder
+(:class:`~.rowstore.RowStore`) and read back one column at a time, so memory holds a few
+columns (8 bytes a row each), not the table. Rows that are exact duplicates
+(``data.leakage.exact_duplicates``) are not counted here; their number is in the metrics
+as ``exact_duplicates_excluded``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from itertools import combinations
 from typing import Any
 
 import numpy as np
@@ -44,7 +47,9 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, shared_columns
 from .leakage import SHARE_SCALE  # near copies leak like exact ones: one scale
+from .near_match import SlotFrequencies, match
 from .rowhash import _mix, column_hash, row_hashes
+from .rowstore import RowStore
 
 SAMPLE_IDS = 20
 GRIDS = 4
@@ -98,36 +103,8 @@ def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 @dataclass
-class Chunk:
-    offset: int
-    exact: np.ndarray  # (n,) uint64
-    grid: np.ndarray  # (n, GRIDS) uint64
-    slots: np.ndarray  # (n, S) uint32
-    ids: np.ndarray | None
-
-
-@dataclass
 class NearState:
-    chunks: dict[str, list[Chunk]] = field(default_factory=dict)
-
-
-@dataclass
-class SplitRows:
-    exact: np.ndarray
-    grid: np.ndarray
-    slots: np.ndarray
-    ids: np.ndarray
-
-
-def _gather(chunks: list[Chunk]) -> SplitRows:
-    chunks = sorted(chunks, key=lambda c: c.offset)
-    n = sum(c.exact.size for c in chunks)
-    if not chunks:
-        return SplitRows(np.empty(0, _U64), np.empty((0, GRIDS), _U64), np.empty((0, 0), np.uint32),
-                         np.empty(0, np.int64))
-    ids = [c.ids if c.ids is not None else np.arange(c.offset, c.offset + c.exact.size) for c in chunks]
-    return SplitRows(np.concatenate([c.exact for c in chunks]), np.concatenate([c.grid for c in chunks]),
-                     np.concatenate([c.slots for c in chunks]), np.concatenate(ids) if n else np.empty(0))
+    store: RowStore = field(default_factory=RowStore)
 
 
 @register
@@ -188,72 +165,118 @@ class NearDuplicates(FoldCheck):
                 h = _mix(value_hashes(rb.column(name)) ^ _name(name))
                 grid += h
                 slots[:, j % self.n_slots] += h[:, 0]
+        cols = {"exact": row_hashes(rb, self.features)}
+        grid = _mix(grid)
+        cols |= {f"g{k}": np.ascontiguousarray(grid[:, k]) for k in range(GRIDS)}
+        slots = (_mix(slots) >> _U64(32)).astype(np.uint32)
+        cols |= {f"s{j}": np.ascontiguousarray(slots[:, j]) for j in range(self.n_slots)}
         idcol = self.spec.data.id
-        ids = rb.column(idcol).to_numpy(zero_copy_only=False) if idcol and idcol in rb.schema.names else None
-        chunk = Chunk(offset=batch.offset, exact=row_hashes(rb, self.features), grid=_mix(grid),
-                      slots=(_mix(slots) >> _U64(32)).astype(np.uint32), ids=ids)
-        state.chunks.setdefault(batch.split, []).append(chunk)
+        if idcol and idcol in rb.schema.names:
+            cols["ids"] = rb.column(idcol).to_numpy(zero_copy_only=False)
+        state.store.add(batch.split, batch.offset, cols)
         return state
 
     def merge(self, a: NearState, b: NearState) -> NearState:
-        for split, chunks in b.chunks.items():
-            a.chunks.setdefault(split, []).extend(chunks)
+        a.store.merge(b.store)
         return a
 
     def finalize(self, state: NearState, ctx: AuditContext) -> Outcome:
         if not self.features:
             raise Skip("train and the evaluation splits share no feature columns")
-        train = _gather(state.chunks.get("train", []))
-        n_train = int(train.exact.size)
-        bytes_per_row = 8 + 8 * GRIDS + 4 * self.n_slots
+        try:
+            return self._finalize(state.store, ctx)
+        finally:
+            state.store.close()
+
+    def _finalize(self, store: RowStore, ctx: AuditContext) -> Outcome:
+        n_train = store.rows("train")
         metrics: dict[str, Any] = {"feature_columns": len(self.features), "signature_slots": self.n_slots,
-                                   "max_differing_columns": self.allowed, "bytes_per_row": bytes_per_row,
+                                   "max_differing_columns": self.allowed,
+                                   "bytes_per_row": 8 + 8 * GRIDS + 4 * self.n_slots,
                                    "train_rows": n_train, "chance_bits_required": None}
-        exact_train = np.unique(train.exact)
-        grid_order = [np.argsort(train.grid[:, k], kind="stable") for k in range(GRIDS)]
-        grid_sorted = [train.grid[o, k] for k, o in enumerate(grid_order)]
-        matcher = _ColumnMatcher(train, self.allowed, self.features) if self.allowed and n_train else None
-        if matcher:
-            metrics["chance_bits_required"] = round(matcher.needed, 2)
+        splits = [s for s in ("test", "production", "feedback") if s in ctx.sources.datasets]
+        exact, first = self._normalized(store, splits, n_train)
+        freq = None
+        if self.allowed and n_train:
+            freq = SlotFrequencies(lambda j: store.column("train", f"s{j}"), self.n_slots, n_train)
+            needed = float(np.log2(max(n_train, 2)) + CHANCE_BITS)
+            metrics["chance_bits_required"] = round(needed, 2)
+        train_ids = store.column("train", "ids")
         findings, labels, shares = [], [], []
-        for split in ("test", "production", "feedback"):
-            if split not in ctx.sources.datasets:
-                continue
-            ev = _gather(state.chunks.get(split, []))
-            n = int(ev.exact.size)
-            exact = np.isin(ev.exact, exact_train)
-            normalized = np.zeros(n, bool)
-            first = np.full(n, -1, np.int64)  # the training row a normalized match points to
-            for k in range(GRIDS):
-                if not n_train:
-                    break
-                pos = np.clip(np.searchsorted(grid_sorted[k], ev.grid[:, k]), 0, n_train - 1)
-                hit = (grid_sorted[k][pos] == ev.grid[:, k]) & ~exact & (first < 0)
-                first[hit] = grid_order[k][pos[hit]]
-                normalized |= hit
-            partner = np.full(n, -1, np.int64)
-            differ = np.zeros(n, np.int64)
-            if matcher:
-                partner, differ = matcher.match(ev, ~exact & ~normalized)
+        for split in splits:
+            n = store.rows(split)
+            normalized = first[split] >= 0
+            partner, differ = np.full(n, -1, np.int64), np.zeros(n, np.int64)
+            if freq is not None:
+                todo = np.flatnonzero(~exact[split] & ~normalized)
+                ev_slots = np.stack([store.column(split, f"s{j}")[todo] for j in range(self.n_slots)]) \
+                    if todo.size else np.zeros((self.n_slots, 0), np.uint32)
+                p, d, stats = match(lambda j: store.column("train", f"s{j}"), ev_slots, freq, self.allowed, needed)
+                partner[todo], differ[todo] = p, d
+                metrics.setdefault("index", {"blocks": stats.blocks, "joins": stats.joins,
+                                             "block_entropy_bits": stats.block_bits})
+                metrics["index"][f"{split}_candidates"] = stats.candidates
+                metrics["index"]["capped"] = metrics["index"].get("capped", False) or stats.capped
+                diff_cols = self._differing(store, split, partner)
+            else:
+                diff_cols = {}
             columns_hit = partner >= 0
             near = normalized | columns_hit
             count = int(near.sum())
             share = count / n if n else 0.0
             by_kind = {"normalized": int(normalized.sum()), "one_column": int((columns_hit & (differ == 1)).sum()),
                        "two_columns": int((columns_hit & (differ == 2)).sum())}
-            diff_cols = matcher.differing(ev, partner) if matcher else {}
             metrics[split] = {"rows": n, "near_duplicate_rows": count, "share": round(share, 6),
-                              "exact_duplicates_excluded": int(exact.sum()), "by_kind": by_kind}
+                              "exact_duplicates_excluded": int(exact[split].sum()), "by_kind": by_kind}
             labels.append(split)
             shares.append(100.0 * share)
             if count:
                 where = np.flatnonzero(near)[:SAMPLE_IDS]
-                mate = np.where(partner >= 0, partner, first)
-                pairs = [[py(ev.ids[i]), py(train.ids[mate[i]])] for i in where]
+                mate = np.where(partner >= 0, partner, first[split])[where]
+                ev_ids = store.column(split, "ids")
+                ev_ids = store.offsets(split) if ev_ids is None else ev_ids
+                tr_ids = store.offsets("train") if train_ids is None else train_ids
+                pairs = [[py(ev_ids[i]), py(tr_ids[t])] for i, t in zip(where, mate)]
                 findings.append(self._finding(split, count, n, share, by_kind, diff_cols, pairs))
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Rows nearly duplicating train (% of split)", labels=tuple(labels),
                                      values=tuple(shares), unit="%")])
+
+    @staticmethod
+    def _normalized(store: RowStore, splits: list[str], n_train: int) -> tuple[dict, dict]:
+        """Per eval split: which rows are exact copies, and the training row each normalized copy equals."""
+        exact_train = np.unique(store.column("train", "exact")) if n_train else np.empty(0, _U64)
+        exact, first = {}, {}
+        for split in splits:
+            ev = store.column(split, "exact")
+            ev = np.empty(0, _U64) if ev is None else ev
+            pos = np.clip(np.searchsorted(exact_train, ev), 0, max(exact_train.size - 1, 0))
+            exact[split] = (exact_train[pos] == ev) if exact_train.size else np.zeros(ev.size, bool)
+            first[split] = np.full(ev.size, -1, np.int64)
+        del exact_train
+        for k in range(GRIDS if n_train else 0):
+            col = store.column("train", f"g{k}")
+            order = np.argsort(col, kind="stable")
+            ordered = col[order]
+            del col
+            for split in splits:
+                g = store.column(split, f"g{k}")
+                if g is None:
+                    continue
+                pos = np.clip(np.searchsorted(ordered, g), 0, n_train - 1)
+                hit = (ordered[pos] == g) & ~exact[split] & (first[split] < 0)
+                first[split][hit] = order[pos[hit]]
+        return exact, first
+
+    def _differing(self, store: RowStore, split: str, partner: np.ndarray) -> dict[str, int]:
+        hit = np.flatnonzero(partner >= 0)
+        if not hit.size:
+            return {}
+        s = self.n_slots
+        names = ["|".join(self.features[j::s]) for j in range(s)]
+        counts = [int((store.column(split, f"s{j}")[hit] != store.column("train", f"s{j}")[partner[hit]]).sum())
+                  for j in range(s)]
+        return {names[j]: c for j, c in sorted(enumerate(counts), key=lambda jc: (-jc[1], jc[0])) if c}
 
     def _finding(self, split: str, count: int, n: int, share: float, by_kind: dict[str, int],
                  diff_cols: dict[str, int], pairs: list[list[Any]]) -> Any:
@@ -273,77 +296,3 @@ class NearDuplicates(FoldCheck):
                       "id_column": self.spec.data.id or "(row number)"},
             location=Location(artifact=self.spec.display(self.sources.datasets[split].uri), rows=tuple(sample)),
         )
-
-
-class _ColumnMatcher:
-    """Joins evaluation rows to training rows that agree on all but one or two column slots."""
-
-    def __init__(self, train: SplitRows, allowed: int, features: list[str]) -> None:
-        self.train, self.allowed = train, allowed
-        n, s = train.slots.shape
-        self.slot_names = ["|".join(features[j::s]) for j in range(s)]
-        self.needed = float(np.log2(max(n, 2)) + CHANCE_BITS)
-        self.g_train = self._g(train.slots)
-        self.total_train = self.g_train.sum(axis=1, dtype=_U64)
-        # per slot: sorted distinct training values and their -log2 frequency
-        self.freq = []
-        for j in range(s):
-            u, c = np.unique(train.slots[:, j], return_counts=True)
-            self.freq.append((u, -np.log2(c / n)))
-        self.leave = [c for m in range(1, allowed + 1) for c in combinations(range(s), m)]
-
-    @staticmethod
-    def _g(slots: np.ndarray) -> np.ndarray:
-        pos = np.arange(slots.shape[1], dtype=_U64) << _U64(32)
-        return _mix(slots.astype(_U64) | pos[None, :])
-
-    def _bits(self, slots: np.ndarray) -> np.ndarray:
-        out = np.zeros(slots.shape, np.float64)
-        for j, (u, b) in enumerate(self.freq):
-            if not u.size:
-                continue
-            i = np.clip(np.searchsorted(u, slots[:, j]), 0, u.size - 1)
-            out[:, j] = np.where(u[i] == slots[:, j], b[i], 0.0)
-        return out
-
-    def match(self, ev: SplitRows, todo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = ev.slots.shape[0]
-        partner, differ = np.full(n, -1, np.int64), np.zeros(n, np.int64)
-        rows = np.flatnonzero(todo)
-        if not rows.size:
-            return partner, differ
-        g_ev = self._g(ev.slots[rows])
-        total_ev = g_ev.sum(axis=1, dtype=_U64)
-        bits = self._bits(ev.slots[rows])
-        open_ = np.ones(rows.size, bool)
-        for left in self.leave:
-            idx = list(left)
-            with np.errstate(over="ignore"):
-                kt = self.total_train - self.g_train[:, idx].sum(axis=1, dtype=_U64)
-                ke = total_ev - g_ev[:, idx].sum(axis=1, dtype=_U64)
-            order = np.argsort(kt, kind="stable")
-            ks = kt[order]
-            cand = np.flatnonzero(open_)
-            pos = np.clip(np.searchsorted(ks, ke[cand]), 0, ks.size - 1)
-            hit = ks[pos] == ke[cand]
-            cand, j = cand[hit], order[pos[hit]]
-            if not cand.size:
-                continue
-            agree = ev.slots[rows[cand]] == self.train.slots[j]
-            ok = (~agree).sum(axis=1) <= self.allowed
-            ok &= (agree * bits[cand]).sum(axis=1) >= self.needed
-            ok &= (~agree).sum(axis=1) >= 1
-            cand, j = cand[ok], j[ok]
-            partner[rows[cand]] = j
-            differ[rows[cand]] = (ev.slots[rows[cand]] != self.train.slots[j]).sum(axis=1)
-            open_[cand] = False
-        return partner, differ
-
-    def differing(self, ev: SplitRows, partner: np.ndarray) -> dict[str, int]:
-        hit = np.flatnonzero(partner >= 0)
-        if not hit.size:
-            return {}
-        counts = (ev.slots[hit] != self.train.slots[partner[hit]]).sum(axis=0)
-        return {self.slot_names[j]: int(c) for j, c in sorted(enumerate(counts), key=lambda jc: (-jc[1], jc[0]))
-                if c}
-

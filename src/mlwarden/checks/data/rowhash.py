@@ -107,9 +107,48 @@ def column_hash(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def row_hashes(batch: pa.RecordBatch | pa.Table, columns: list[str]) -> np.ndarray:
-    """A uint64 hash per row over ``columns`` (in name order, whatever order is given)."""
+    """A uint64 hash per row over ``columns`` (in name order, whatever order is given); read-only.
+
+    Eight checks hash the rows of the same batch, most over the same columns: the
+    column hashes and row hashes of the last two batches are kept (:class:`_Memo`), so
+    each column of a batch is hashed once per process, not once per check.
+    """
+    memo = _MEMO.of(batch)
+    key = ("row", *sorted(columns))
+    h = memo.get(key)
+    if h is not None:
+        return h
     h = np.zeros(batch.num_rows, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for name in sorted(columns):
-            h = _mix(h * _GOLDEN + (column_hash(batch.column(name)) ^ _name_hash(name)))
+            col = memo.get(name)
+            if col is None:
+                col = memo[name] = _frozen(column_hash(batch.column(name)))
+            h = _mix(h * _GOLDEN + (col ^ _name_hash(name)))
+    memo[key] = h = _frozen(h)
     return h
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # shared between checks: a check that wrote into it would corrupt the others
+    return a
+
+
+class _Memo:
+    """Hashes of the last ``KEEP`` batches seen, by batch identity (the batch is held, so its id stays its own)."""
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[object, dict]] = []
+
+    def of(self, batch: object) -> dict:
+        for b, d in self.entries:
+            if b is batch:
+                return d
+        d: dict = {}
+        self.entries = [*self.entries[-(self.KEEP - 1):], (batch, d)]
+        return d
+
+
+_MEMO = _Memo()

@@ -98,7 +98,8 @@ def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:
         if kind == "time":
             col = pc.cast(col, pa.timestamp("ns")) if pa.types.is_date(col.type) else col
             col = pc.cast(col, pa.int64(), safe=False)
-        x = np.asarray(pc.cast(col, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+        x = pc.cast(col, pa.float64(), safe=False)  # int64 nanoseconds exceed 2**53: round, don't refuse
+        x = np.asarray(x.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
         nan = np.isnan(x)
         x = np.where(x == 0.0, 0.0, x)
         uniq, inv = np.unique(np.where(nan, 0.0, x), return_inverse=True)

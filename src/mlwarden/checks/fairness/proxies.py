@@ -397,7 +397,7 @@ def _matrix(sample: pa.Table, features: list[str]) -> tuple[np.ndarray, list[str
                           safe=False)
             kind = "number"
         if kind == "number":
-            x = pc.cast(col, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+            x = pc.cast(col, pa.float64(), safe=False).fill_null(np.nan).to_numpy(zero_copy_only=False)
             cols.append(np.asarray(x, dtype=np.float64))
             cats.append(False)
         elif kind == "text":

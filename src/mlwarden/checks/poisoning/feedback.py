@@ -136,10 +136,17 @@ class FeedbackScreen(FoldCheck):
             vh = column_hash(arr)
             row[col] = vh[valid]
             table = st.values.setdefault(split, {}).setdefault(col, {})
+            uniq, idx = np.unique(vh, return_index=True) if table is not None else (None, None)
+            if (table is not None and uniq.size > VALUE_CAP
+                    and (valid.all() or np.unique(vh[valid]).size > VALUE_CAP)):
+                # too many values in this batch alone: the table would be dropped below anyway, so
+                # skip the per-value Python work (it was most of this check's time on wide tables)
+                st.values[split][col] = None
+                st.display.pop(f"{split}\x1f{col}", None)
+                table = None
             if table is not None:
                 _count_pairs(vh[valid], lab[valid], table)
                 shown = st.display.setdefault(f"{split}\x1f{col}", {})
-                uniq, idx = np.unique(vh, return_index=True)
                 new = [(u, i) for u, i in zip(uniq.tolist(), idx.tolist()) if u not in shown]
                 for u, i in new:
                     merge_names(shown, {u: show(arr[i].as_py())})
