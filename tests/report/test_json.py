@@ -26,11 +26,6 @@ def _audit(workdir) -> Report:
     return run_audit(load_spec(build_demo(workdir)))
 
 
-@pytest.fixture(scope="module")
-def demo_report(tmp_path_factory) -> Report:
-    return _audit(tmp_path_factory.mktemp("demo"))
-
-
 def render(report: Report) -> dict:
     text = JsonFormat().render(report)
     return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))

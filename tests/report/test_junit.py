@@ -11,15 +11,6 @@ from mlwarden.findings import CheckResult, Finding, Location, Report, Severity
 from mlwarden.report.junit import JunitFormat, family, xml_text
 
 
-@pytest.fixture(scope="module")
-def demo_report(tmp_path_factory) -> Report:
-    from mlwarden.audit import run_audit
-    from mlwarden.demo import build_demo
-    from mlwarden.spec import load_spec
-
-    return run_audit(load_spec(build_demo(tmp_path_factory.mktemp("demo"))))
-
-
 def parse(report: Report) -> ET.Element:
     return ET.fromstring(JunitFormat().render(report).encode("utf-8"))
 

@@ -16,15 +16,6 @@ from mlwarden.report.sarif import SarifFormat, artifact_uri
 LEVELS = {"none", "note", "warning", "error"}
 
 
-@pytest.fixture(scope="module")
-def demo_report(tmp_path_factory) -> Report:
-    from mlwarden.audit import run_audit
-    from mlwarden.demo import build_demo
-    from mlwarden.spec import load_spec
-
-    return run_audit(load_spec(build_demo(tmp_path_factory.mktemp("demo"))))
-
-
 def render(report: Report) -> dict:
     return json.loads(SarifFormat().render(report))
 

@@ -17,7 +17,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -82,13 +83,18 @@ class Gateway:
     def call(self, protocol: str, presented: str | None, model: str, version: str, peer: str,
              decode: Callable[[], InferCall]) -> InferAnswer:
         """One inference request end to end; raises :class:`GuardError` for every refusal."""
-        t0 = time.perf_counter()
         event: dict[str, Any] = {"kind": "infer", "protocol": protocol, "peer": peer, "model": model[:128],
                                  "version": version[:40], "ts": time.time()}
+        with self.recorded(protocol, event):
+            return self._infer(event, presented, model, version, decode)
+
+    @contextmanager
+    def recorded(self, protocol: str, event: dict[str, Any]) -> Iterator[None]:
+        """Run one request and log its outcome (status, code, error, time) whatever happens."""
+        t0 = time.perf_counter()
         status, code = 200, "OK"
         try:
-            answer = self._infer(event, presented, model, version, decode)
-            return answer
+            yield
         except GuardError as e:
             status, code = e.status, e.grpc_code
             event["error"] = e.message
@@ -96,7 +102,7 @@ class Gateway:
         except Exception:
             status, code = 500, "INTERNAL"
             event["error"] = "internal error"
-            log.exception("inference failed")
+            log.exception("%s failed", event.get("kind", "request"))
             raise
         finally:
             event["status"], event["code"] = status, code
@@ -151,10 +157,8 @@ class Gateway:
 
     def submit_feedback(self, protocol: str, presented: str | None, peer: str, doc: Any) -> dict[str, Any]:
         """Screen one labelled feedback batch; suspects go to quarantine, the rest to the accepted table."""
-        t0 = time.perf_counter()
         event: dict[str, Any] = {"kind": "feedback", "protocol": protocol, "peer": peer, "ts": time.time()}
-        status, code = 200, "OK"
-        try:
+        with self.recorded(protocol, event):
             key = self.key(presented)
             event["key"] = key.name
             model = doc.get("model_name", self.name) if isinstance(doc, dict) else self.name
@@ -170,19 +174,6 @@ class Gateway:
             result = self.feedback.submit(key.name, doc)
             event.update({k: v for k, v in result.items() if k != "batch_rows"})
             return {"batch": result["batch"], "received": result["rows"]}
-        except GuardError as e:
-            status, code = e.status, e.grpc_code
-            event["error"] = e.message
-            raise
-        except Exception:
-            status, code = 500, "INTERNAL"
-            event["error"] = "internal error"
-            log.exception("feedback failed")
-            raise
-        finally:
-            event["status"], event["code"] = status, code
-            event["ms"] = round((time.perf_counter() - t0) * 1000, 3)
-            self.finish(protocol, event)
 
     def ready(self) -> bool:
         return self.accepting and self.backend.ready()
