@@ -4,7 +4,8 @@ Nothing here is ever imported or called: a global is its name, a call is the cal
 its arguments, and plain data (numbers, long strings, bytes) is one shared sentinel. The
 memo remembers every key a pickle stores (so ``MEMOIZE`` numbers keys exactly as the
 unpickler does) but holds a *value* only when a verdict could depend on it — a string
-that could name a module or attribute, a global, a call, or a container holding one —
+that could name a module or attribute, a global, a call, or a container holding a global or
+a call —
 so a pickle of millions of small tuples costs a counter, not millions of objects.
 """
 
@@ -103,11 +104,14 @@ def keep(v: Any) -> bool:
     if t is str:
         return nameish(v)
     if t is tuple or t is list:
+        # A container matters only through a global or a call it holds: no opcode takes a
+        # string back out of a tuple, list or dict (STACK_GLOBAL reads the stack, INST its
+        # own line), so (i, 2.5, "x") rows cost nothing however many a pickle memoizes.
         for x in v:
             tx = type(x)
-            if tx is int or tx is _Sentinel:  # the common items, before the set lookup
+            if tx is int or tx is _Sentinel or tx is str:  # the common items, before the set lookup
                 continue
-            if tx not in _PLAIN and (tx is not str or nameish(x)):
+            if tx not in _PLAIN:
                 return True
         return False
     if t is dict:
