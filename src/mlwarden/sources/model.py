@@ -54,6 +54,16 @@ class QueryBudget:
                                      f"{n} more asked; raise attacks.queries in the spec to allow more")
             self.used += n
 
+    def __getstate__(self) -> dict[str, int | None]:
+        # A budget sent to another process (a Dask worker) travels as a snapshot with a lock
+        # of its own: attacks give each chunk its own allowance and add what the chunks used
+        # to the parent budget when the results come back.
+        return {"limit": self.limit, "used": self.used}
+
+    def __setstate__(self, state: dict[str, int | None]) -> None:
+        self.limit, self.used = state["limit"], int(state["used"] or 0)
+        self._lock = threading.Lock()
+
     def child(self, limit: int | None) -> QueryBudget:
         """A sub-budget for one attack; spend it with :meth:`Model.with_budget`."""
         cap = self.remaining if limit is None else (limit if self.remaining is None else min(limit, self.remaining))
