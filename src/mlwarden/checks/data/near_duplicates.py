@@ -63,10 +63,14 @@ def _name(name: str) -> np.uint64:
 
 
 def normalize_text(arr: pa.Array) -> pa.Array:
+    """Lower case, punctuation dropped, runs of white space as one space, trimmed."""
     arr = pc.utf8_lower(arr)
     arr = pc.replace_substring_regex(arr, r"[^\w\s]", "")
     arr = pc.replace_substring_regex(arr, r"\s+", " ")
     return pc.utf8_trim_whitespace(arr)
+
+
+_MISSING_TEXT = column_hash(pa.array([None], pa.large_string()))[0]
 
 
 def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -96,7 +100,12 @@ def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         cells = np.where(valid[:, None], cells, _U64(0x51))  # missing (and ±inf) is one value
         return _mix(cells ^ _U64(0xF10A7))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        h = column_hash(normalize_text(arr))
+        # normalize each distinct value once (regexes are most of the cost), then index
+        enc = arr.dictionary_encode()
+        per_value = column_hash(normalize_text(enc.dictionary))
+        codes = np.asarray(enc.indices.fill_null(0), dtype=np.int64)
+        h = per_value[codes] if per_value.size else np.zeros(n, dtype=_U64)
+        h = np.where(np.asarray(arr.is_null(), dtype=bool), _MISSING_TEXT, h)
     else:
         h = column_hash(arr)
     return np.repeat(h[:, None], GRIDS, axis=1)

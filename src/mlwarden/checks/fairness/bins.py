@@ -128,9 +128,12 @@ def add_batch(counts: dict[tuple[str, str], Counts], coarse: set[tuple[str, str]
     for col in features:
         if col not in rb.schema.names or column_kind(rb.schema.field(col).type) is None:
             continue
+        by_coarseness: dict[bool, tuple[list[Key], np.ndarray]] = {}  # the same for every attribute
         for attr, (gcodes, glabels) in groups.items():
             pair = (col, attr)
-            keys, kcodes = _keys(rb.column(col), pair in coarse)
+            if (pair in coarse) not in by_coarseness:
+                by_coarseness[pair in coarse] = _keys(rb.column(col), pair in coarse)
+            keys, kcodes = by_coarseness[pair in coarse]
             if pair not in coarse and any(isinstance(k, tuple) for k in keys):
                 # This batch alone had too many distinct values: the whole pair goes coarse now,
                 # or exact keys of other batches would mix with its bins (and the bins would

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,6 +34,7 @@ from ...sources.datasets import Batch
 from ..data.rowhash import column_hash, row_hashes
 from . import screens
 from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, show
+from .pairs import PairTable
 from .screens import FLOOD_K, SEED, buckets
 
 VALUE_CAP = 10_000
@@ -41,13 +43,6 @@ QUARANTINE_IDS = 200
 
 def _numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-
-
-def _count_pairs(a: np.ndarray, b: np.ndarray, into: dict[tuple[int, int], int]) -> None:
-    keys, counts = np.unique(np.stack([a.astype(np.uint64), b.astype(np.uint64)], axis=1), axis=0,
-                             return_counts=True)
-    for (x, y), c in zip(keys.tolist(), counts.tolist()):
-        into[(x, y)] = into.get((x, y), 0) + c
 
 
 def _add(a: dict[Any, int], b: dict[Any, int]) -> dict[Any, int]:
@@ -61,9 +56,9 @@ class FeedbackState:
     rows: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[int, int]] = field(default_factory=dict)
     names: dict[int, Any] = field(default_factory=dict)
-    values: dict[str, dict[str, dict[tuple[int, int], int] | None]] = field(default_factory=dict)
+    values: dict[str, dict[str, PairTable | None]] = field(default_factory=dict)
     display: dict[str, dict[int, Any]] = field(default_factory=dict)
-    buckets: dict[str, dict[str, dict[tuple[int, int], int]]] = field(default_factory=dict)
+    buckets: dict[str, dict[str, PairTable]] = field(default_factory=dict)
     train_hashes: list[np.ndarray] = field(default_factory=list)
     fb: list[dict[str, np.ndarray]] = field(default_factory=list)
 
@@ -135,29 +130,13 @@ class FeedbackScreen(FoldCheck):
             arr = rb.column(col)
             vh = column_hash(arr)
             row[col] = vh[valid]
-            table = st.values.setdefault(split, {}).setdefault(col, {})
-            uniq, idx = np.unique(vh, return_index=True) if table is not None else (None, None)
-            if (table is not None and uniq.size > VALUE_CAP
-                    and (valid.all() or np.unique(vh[valid]).size > VALUE_CAP)):
-                # too many values in this batch alone: the table would be dropped below anyway, so
-                # skip the per-value Python work (it was most of this check's time on wide tables)
-                st.values[split][col] = None
-                st.display.pop(f"{split}\x1f{col}", None)
-                table = None
-            if table is not None:
-                _count_pairs(vh[valid], lab[valid], table)
-                shown = st.display.setdefault(f"{split}\x1f{col}", {})
-                new = [(u, i) for u, i in zip(uniq.tolist(), idx.tolist()) if u not in shown]
-                for u, i in new:
-                    merge_names(shown, {u: show(arr[i].as_py())})
-                if len(table) > VALUE_CAP and len({v for v, _ in table}) > VALUE_CAP:
-                    st.values[split][col] = None
-                    st.display.pop(f"{split}\x1f{col}", None)
+            self._count_values(st, split, col, arr, vh, valid, lab)
             if col in self.numeric:
                 x = np.asarray(pc.cast(arr, pa.float64()).fill_null(np.nan), dtype=np.float64)
                 ok = valid & ~np.isnan(x)
                 b = buckets(x)
-                _count_pairs(b[ok].view(np.uint64), lab[ok], st.buckets.setdefault(split, {}).setdefault(col, {}))
+                table = st.buckets.setdefault(split, {}).setdefault(col, PairTable())
+                table += PairTable.count(b[ok].view(np.uint64), lab[ok])
                 row[f"\x1fbucket:{col}"] = np.where(ok, b, np.iinfo(np.int64).min)[valid]
         if split == "train":
             st.train_hashes.append(np.unique(rh[valid]))
@@ -167,6 +146,33 @@ class FeedbackScreen(FoldCheck):
             row["\x1fhash"], row["\x1flabel"] = rh[valid], lab[valid]
             st.fb.append(row)
         return st
+
+    @staticmethod
+    def _count_values(st: FeedbackState, split: str, col: str, arr: pa.Array, vh: np.ndarray,
+                      valid: np.ndarray, lab: np.ndarray) -> None:
+        """Fold one column's (value, label) counts and the display text of values first seen."""
+        tables = st.values.setdefault(split, {})
+        if col in tables and tables[col] is None:
+            return  # already known to have too many values
+        codes, uniq = pd.factorize(vh)
+        if uniq.size > VALUE_CAP and (valid.all() or np.unique(vh[valid]).size > VALUE_CAP):
+            # too many values in this batch alone: the table would be dropped below anyway
+            tables[col] = None
+            st.display.pop(f"{split}\x1f{col}", None)
+            return
+        table = tables.setdefault(col, PairTable())
+        assert table is not None
+        table += PairTable.count(vh[valid], lab[valid])
+        if table.distinct_values() > VALUE_CAP:
+            tables[col] = None
+            st.display.pop(f"{split}\x1f{col}", None)
+            return
+        shown = st.display.setdefault(f"{split}\x1f{col}", {})
+        first = np.empty(uniq.size, np.int64)
+        first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)  # each value's first row
+        known = np.fromiter(shown, np.uint64, len(shown))
+        for j in np.flatnonzero(~np.isin(uniq, known)).tolist():
+            merge_names(shown, {int(uniq[j]): show(arr[int(first[j])].as_py())})
 
     def merge(self, a: FeedbackState, b: FeedbackState) -> FeedbackState:
         _add(a.rows, b.rows)
@@ -180,16 +186,18 @@ class FeedbackScreen(FoldCheck):
                     mine[col] = None
                     a.display.pop(f"{split}\x1f{col}", None)
                     continue
-                merged = _add(mine.setdefault(col, {}) or {}, table)
-                mine[col] = merged
-                if len({v for v, _ in merged}) > VALUE_CAP:
+                merged = mine.setdefault(col, PairTable())
+                assert merged is not None
+                merged += table
+                if merged.distinct_values() > VALUE_CAP:
                     mine[col] = None
                     a.display.pop(f"{split}\x1f{col}", None)
                 else:
                     merge_names(a.display.setdefault(f"{split}\x1f{col}", {}), b.display.get(f"{split}\x1f{col}", {}))
         for split, bucket_cols in b.buckets.items():
             for col, pairs in bucket_cols.items():
-                _add(a.buckets.setdefault(split, {}).setdefault(col, {}), pairs)
+                acc = a.buckets.setdefault(split, {}).setdefault(col, PairTable())
+                acc += pairs
         a.train_hashes.extend(b.train_hashes)
         if len(a.train_hashes) > 64:
             a.train_hashes = [np.unique(np.concatenate(a.train_hashes))]

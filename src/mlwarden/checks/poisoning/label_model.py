@@ -38,13 +38,17 @@ def design(table: pa.Table, features: list[str]) -> tuple[np.ndarray, list[str],
         arr = table.column(name).combine_chunks()
         t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            values = np.asarray(arr.cast(pa.large_string()).to_pylist(), dtype=object)
-            present = sorted({v for v in values if v is not None})
-            if len(present) > limit:
+            # only the distinct values become Python objects
+            enc = (arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr).dictionary_encode()
+            distinct = enc.dictionary.to_pylist()
+            if len(distinct) > limit:
                 dropped.append(name)
                 continue
-            index = {v: float(i) for i, v in enumerate(present)}
-            cols.append(np.array([np.nan if v is None else index[v] for v in values], dtype=np.float64))
+            present = sorted(distinct)
+            rank = np.array([present.index(v) for v in distinct] if distinct else [], dtype=np.float64)
+            codes = np.asarray(enc.indices.fill_null(0), dtype=np.int64)
+            col = rank[codes] if rank.size else np.full(len(arr), np.nan)
+            cols.append(np.where(np.asarray(enc.indices.is_null(), dtype=bool), np.nan, col))
             used.append(name + CATEGORY)
             categories[name] = present
         else:
