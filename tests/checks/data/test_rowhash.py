@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlwarden.checks.data.rowhash import column_hash, row_hashes
+from mlwarden.checks.data.rowhash import column_hash, compact_sets, row_hashes
 
 
 def one(values: list, type: pa.DataType | None = None) -> np.ndarray:
@@ -132,3 +132,13 @@ def test_empty_batch_and_no_columns() -> None:
     assert row_hashes(pa.record_batch({"a": pa.array([], pa.int64())}), ["a"]).shape == (0,)
     h = row_hashes(pa.record_batch({"a": [1, 2, 3]}), [])
     assert h.dtype == np.uint64 and (h == h[0]).all()  # no features: every row alike
+
+
+def test_compact_sets_keeps_the_union_and_bounds_the_list() -> None:
+    rng = np.random.default_rng(7)
+    chunks = [np.unique(rng.integers(0, 5_000, int(rng.integers(1, 2_000))).astype(np.uint64)) for _ in range(100)]
+    out = compact_sets(chunks, limit=16)
+    assert len(out) == 16
+    assert all(np.array_equal(c, np.unique(c)) for c in out)  # each still sorted and distinct
+    assert np.array_equal(np.unique(np.concatenate(out)), np.unique(np.concatenate(chunks)))
+    assert compact_sets(chunks[:3], limit=16) == sorted(chunks[:3], key=len)  # under the limit: untouched

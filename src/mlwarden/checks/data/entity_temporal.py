@@ -26,7 +26,7 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, row_ids
 from .leakage import SHARE_SCALE
-from .rowhash import column_hash
+from .rowhash import column_hash, compact_sets
 
 SAMPLE_IDS = 20
 START_QUANTILE = 0.10
@@ -97,8 +97,7 @@ class EntityLeakage(FoldCheck):
 
     def merge(self, a: EntityState, b: EntityState) -> EntityState:
         a.train.extend(b.train)
-        if len(a.train) > 16:  # keep the state compact while merging many partitions
-            a.train = [np.unique(np.concatenate(a.train))]
+        a.train = compact_sets(a.train)  # keep the state compact while merging many partitions
         for src, dst in ((b.hashes, a.hashes), (b.ids, a.ids)):
             for split, arrays in src.items():
                 dst.setdefault(split, []).extend(arrays)

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
-from ..data.rowhash import column_hash, row_hashes
+from ..data.rowhash import column_hash, compact_sets, row_hashes
 from . import screens
 from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, show
 from .pairs import PairTable
@@ -199,8 +199,7 @@ class FeedbackScreen(FoldCheck):
                 acc = a.buckets.setdefault(split, {}).setdefault(col, PairTable())
                 acc += pairs
         a.train_hashes.extend(b.train_hashes)
-        if len(a.train_hashes) > 64:
-            a.train_hashes = [np.unique(np.concatenate(a.train_hashes))]
+        a.train_hashes = compact_sets(a.train_hashes, 64)
         a.fb.extend(b.fb)
         return a
 
