@@ -195,6 +195,14 @@ def _bottom_k(a: pa.Table | None, b: pa.Table | None) -> pa.Table | None:
     if a is None or b is None:
         t = a if b is None else b
     else:
+        # a full side's largest priority bounds what the other side can add: most rows of a
+        # large split are dropped here, before the concatenation and the sort
+        for full, other in ((a, b), (b, a)):
+            if full.num_rows >= SAMPLE_ROWS:
+                cutoff = pc.max(full.column("__priority"))
+                kept = other.filter(pc.less_equal(other.column("__priority"), cutoff))
+                a, b = (full, kept) if full is a else (kept, full)
+                break
         t = pa.concat_tables([a, b], promote_options="permissive")
     if t is None or t.num_rows <= SAMPLE_ROWS:
         return t

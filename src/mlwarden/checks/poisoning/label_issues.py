@@ -55,6 +55,7 @@ class SampleState:
     parts: list[pa.Table] = field(default_factory=list)
     rows: int = 0
     pending: int = 0
+    cutoff: np.uint64 | None = None  # largest priority in a full bottom-k: what an update may add
 
 
 def _bottom_k(parts: list[pa.Table], k: int) -> pa.Table:
@@ -130,6 +131,9 @@ class LabelIssues(FoldCheck):
         with np.errstate(over="ignore"):
             prio = _mix(row_hashes(rb, self.features + [label])
                         ^ (ords.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+        if state.cutoff is not None:  # rows above the current bottom-k's largest priority can't enter it
+            keep = prio <= state.cutoff
+            rb, ords, prio = rb.filter(pa.array(keep)), ords[keep], prio[keep]
         t = pa.Table.from_batches([rb]).append_column(_ORD, pa.array(ords)).append_column(_PRIO, pa.array(prio))
         self._add(state, [t])
         return state
@@ -145,6 +149,8 @@ class LabelIssues(FoldCheck):
         if state.pending > 2 * self.sample_rows:
             state.parts = [_bottom_k(state.parts, self.sample_rows)]
             state.pending = state.parts[0].num_rows
+            if state.pending >= self.sample_rows:
+                state.cutoff = np.uint64(state.parts[0].column(_PRIO)[-1].as_py())
 
     def finalize(self, state: SampleState, ctx: AuditContext) -> Outcome:
         if not state.parts:
