@@ -8,8 +8,6 @@ classifier whose out-of-fold probabilities come from stratified folds that
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pyarrow as pa
 
@@ -74,12 +72,10 @@ def oof_probabilities(x: np.ndarray, y: np.ndarray, used: list[str]) -> np.ndarr
     model = HistGradientBoostingClassifier(categorical_features=categorical if categorical.any() else None,
                                            random_state=SEED)
     cv = folds(y)
-    # OpenMP threads that spin-wait on a busy machine made one fit 30x slower than a single
-    # thread: large data runs the folds in parallel processes; small data stays in this
-    # process on one thread, where starting workers would cost more than the fits
-    if len(y) >= 20_000:
-        jobs = min(FOLDS, os.cpu_count() or 1)
-        return cross_val_predict(model, x, y, cv=cv, method="predict_proba", n_jobs=jobs)
+    # One thread, folds in turn. The audit finalizes checks side by side, one per core, so this
+    # fit has one core; measured on the 100k-row bench sample (2 cores, load ~3): 4.7 s so,
+    # 9.9 s with the folds in two loky processes (start-up and copies), 6.7 s in two threads
+    # (the tree grower holds the GIL), 19.8 s with two OpenMP threads (spin-waiting).
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
