@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlwarden.checks.data.rowhash import column_hash, compact_sets, row_hashes
+from mlwarden.checks.data.rowhash import column_hash, compact_sets, distinct, in_sorted, row_hashes
 
 
 def one(values: list, type: pa.DataType | None = None) -> np.ndarray:
@@ -142,3 +142,13 @@ def test_compact_sets_keeps_the_union_and_bounds_the_list() -> None:
     assert all(np.array_equal(c, np.unique(c)) for c in out)  # each still sorted and distinct
     assert np.array_equal(np.unique(np.concatenate(out)), np.unique(np.concatenate(chunks)))
     assert compact_sets(chunks[:3], limit=16) == sorted(chunks[:3], key=len)  # under the limit: untouched
+
+
+def test_in_sorted_and_distinct_agree_with_numpy() -> None:
+    rng = np.random.default_rng(3)
+    hay = np.unique(rng.integers(0, 10_000, 3_000).astype(np.uint64))
+    values = rng.integers(0, 12_000, 5_000).astype(np.uint64)  # some above the largest haystack value
+    assert np.array_equal(in_sorted(values, hay), np.isin(values, hay))
+    assert not in_sorted(values, np.empty(0, np.uint64)).any()
+    assert distinct(values) == np.unique(values).size
+    assert distinct(np.empty(0, np.uint64)) == 0

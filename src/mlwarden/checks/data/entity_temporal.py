@@ -26,7 +26,7 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, row_ids
 from .leakage import SHARE_SCALE
-from .rowhash import column_hash, compact_sets
+from .rowhash import column_hash, compact_sets, distinct, in_sorted
 
 SAMPLE_IDS = 20
 START_QUANTILE = 0.10
@@ -113,11 +113,11 @@ class EntityLeakage(FoldCheck):
                 continue
             h = np.concatenate(state.hashes.get(split) or [np.empty(0, np.uint64)])
             ids = np.concatenate(state.ids.get(split) or [np.empty(0, np.int64)])
-            hit = np.isin(h, train)
+            hit = in_sorted(h, train)
             rows, n = int(hit.sum()), int(h.size)
             share = rows / n if n else 0.0
-            entities = int(np.unique(h[hit]).size)
-            metrics[split] = {"rows": n, "entities": int(np.unique(h).size), "rows_with_train_entity": rows,
+            entities = distinct(h[hit])
+            metrics[split] = {"rows": n, "entities": distinct(h), "rows_with_train_entity": rows,
                               "shared_entities": entities, "share": round(share, 6)}
             labels.append(split)
             shares.append(100.0 * share)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats as sps
 
+from ..data.rowhash import in_sorted
 from .conflicts import py, show
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ def floods(c: Ctx, train_hashes: list[np.ndarray]) -> tuple[list[int], list[int]
     u, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
     flood = np.flatnonzero(counts[inv] >= FLOOD_K)
     train = np.unique(np.concatenate(train_hashes)) if train_hashes else np.empty(0, np.uint64)
-    replay = np.flatnonzero(np.isin(h, train))
+    replay = np.flatnonzero(in_sorted(h, train))
     m = {"feedback_rows": int(h.size), "flood_threshold": FLOOD_K, "flood_groups": int((counts >= FLOOD_K).sum()),
          "flood_rows": int(flood.size), "flood_sample_ids": [py(ids[i]) for i in flood[:SAMPLE_IDS]],
          "replays_train": int(replay.size), "replays_share": round(replay.size / max(1, h.size), 6),
