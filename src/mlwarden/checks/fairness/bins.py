@@ -21,6 +21,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -87,6 +88,15 @@ def column_kind(t: pa.DataType) -> str | None:
     return None
 
 
+def _sorted_codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(v, return_inverse=True)`` by hashing, then sorting only the distinct values."""
+    codes, uniq = pd.factorize(v)
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return uniq[order], rank[codes] if codes.size else codes.astype(np.int64)
+
+
 def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:
     """The distinct bin keys of a column and each row's index into them."""
     if isinstance(col, pa.ChunkedArray):
@@ -102,14 +112,15 @@ def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:
         x = np.asarray(x.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
         nan = np.isnan(x)
         x = np.where(x == 0.0, 0.0, x)
-        uniq, inv = np.unique(np.where(nan, 0.0, x), return_inverse=True)
+        v = np.where(nan, 0.0, x)
+        uniq, inv = _sorted_codes(v)
         if coarse or uniq.size > EXACT_BINS:
-            uniq, inv = np.unique(coarse_number(np.where(nan, 0.0, x)), return_inverse=True)
+            uniq, inv = _sorted_codes(coarse_number(v))
             keys: list[Key] = [("n", int(u)) for u in uniq]
         else:
             keys = [float(u) for u in uniq]
         keys.append(None)
-        return keys, np.where(nan, len(keys) - 1, inv.reshape(-1))
+        return keys, np.where(nan, len(keys) - 1, inv)
     text = col if kind == "text" else pc.cast(col, pa.string())
     text = pc.if_else(pc.equal(pc.utf8_trim_whitespace(text), ""), pa.scalar(None, text.type), text)
     enc = pc.dictionary_encode(text)
@@ -142,7 +153,9 @@ def add_batch(counts: dict[tuple[str, str], Counts], coarse: set[tuple[str, str]
                 if pair in counts:
                     counts[pair] = _coarsen(counts[pair])
             combined = (kcodes * len(glabels) + gcodes) * 2 + half
-            uniq, n = np.unique(combined, return_counts=True)
+            n_all = np.bincount(combined, minlength=len(keys) * len(glabels) * 2)
+            uniq = np.flatnonzero(n_all)
+            n = n_all[uniq]
             cell = counts.setdefault(pair, {})
             for u, c in zip(uniq.tolist(), n.tolist()):
                 k, h = divmod(u, 2)
