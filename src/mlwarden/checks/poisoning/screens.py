@@ -257,8 +257,11 @@ def floods(c: Ctx, train_hashes: list[np.ndarray]) -> tuple[list[int], list[int]
     h, ids = c.fb["\x1fhash"], c.fb["\x1fid"]
     u, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
     flood = np.flatnonzero(counts[inv] >= FLOOD_K)
-    train = np.unique(np.concatenate(train_hashes)) if train_hashes else np.empty(0, np.uint64)
-    replay = np.flatnonzero(in_sorted(h, train))
+    # each chunk is sorted and distinct already: search them in turn rather than merge them all
+    seen = np.zeros(h.size, bool)
+    for chunk in train_hashes:
+        seen |= in_sorted(h, chunk)
+    replay = np.flatnonzero(seen)
     m = {"feedback_rows": int(h.size), "flood_threshold": FLOOD_K, "flood_groups": int((counts >= FLOOD_K).sum()),
          "flood_rows": int(flood.size), "flood_sample_ids": [py(ids[i]) for i in flood[:SAMPLE_IDS]],
          "replays_train": int(replay.size), "replays_share": round(replay.size / max(1, h.size), 6),
