@@ -21,8 +21,12 @@ Pure functions of counts, so they are tested against scipy on the same numbers.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats as sps
-from scipy.spatial.distance import jensenshannon
+
+
+def _scipy_stats():  # scipy.stats costs ~0.8 s to import (each audit worker): only finalizers need it
+    from scipy import stats
+
+    return stats
 
 RESAMPLES = 500
 CONFIDENCE = 0.95
@@ -51,12 +55,12 @@ def ks_grid(ca: np.ndarray, cb: np.ndarray, point: np.ndarray) -> tuple[float, f
 def ks_pvalue(d: float, na: int, nb: int) -> float:
     """Two-sided p-value of D as ``ks_2samp`` gives it for large samples (method 'asymp')."""
     en = na * nb / (na + nb)
-    return float(np.clip(sps.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    return float(np.clip(_scipy_stats().kstwo.sf(d, np.round(en)), 0.0, 1.0))
 
 
 def ks_exact(values: np.ndarray, ca: np.ndarray, cb: np.ndarray) -> tuple[float, float]:
     """D and p from ``scipy.stats.ks_2samp`` on the samples the counts describe."""
-    r = sps.ks_2samp(np.repeat(values, ca), np.repeat(values, cb))
+    r = _scipy_stats().ks_2samp(np.repeat(values, ca), np.repeat(values, cb))
     return float(r.statistic), float(r.pvalue)
 
 
@@ -87,7 +91,7 @@ def chi2(table: np.ndarray) -> tuple[float, float, int]:
     t = table[:, keep]
     if t.shape[1] < 2:
         return 0.0, 1.0, 0
-    r = sps.chi2_contingency(t, correction=False)
+    r = _scipy_stats().chi2_contingency(t, correction=False)
     return float(r.statistic), float(r.pvalue), int(r.dof)
 
 
@@ -102,12 +106,14 @@ def cramers_v(table: np.ndarray) -> np.ndarray:
 
 
 def js_distance(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.spatial.distance import jensenshannon
+
     return float(jensenshannon(a / a.sum(), b / b.sum(), base=2.0))
 
 
 def wasserstein(rep_a: np.ndarray, ca: np.ndarray, rep_b: np.ndarray, cb: np.ndarray) -> float:
     ma, mb = ca > 0, cb > 0
-    return float(sps.wasserstein_distance(rep_a[ma], rep_b[mb], ca[ma], cb[mb]))
+    return float(_scipy_stats().wasserstein_distance(rep_a[ma], rep_b[mb], ca[ma], cb[mb]))
 
 
 def weighted_quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:

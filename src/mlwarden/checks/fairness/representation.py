@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from ...fairness.groups import MISSING, group_codes
 from ...fairness.stats import benjamini_hochberg, newcombe, proportion_test, z_of
@@ -23,6 +22,12 @@ from ...sources.datasets import Batch
 from .counts import null_mask
 from .counts import rounded as _r
 from .counts import significant as _sig
+
+
+def _scipy_stats():  # scipy.stats costs ~0.8 s to import (each audit worker): only finalizers need it
+    from scipy import stats
+
+    return stats
 
 SHARE_SHIFT = {"medium": 0.10, "low": 0.03}
 """Absolute change of a group's share between train and another split."""
@@ -207,7 +212,7 @@ class Representation(FoldCheck):
                 continue
             spread = float(rates.max() - rates.min())
             table = np.stack([k, n - k])
-            p = float(stats.chi2_contingency(table)[1])
+            p = float(_scipy_stats().chi2_contingency(table)[1])
             sev = (Severity.MEDIUM if spread >= MISSINGNESS["medium"]
                    else Severity.LOW if spread >= MISSINGNESS["low"] else None)
             out.append({"kind": "missing", "attribute": attr, "split": split, "column": col,

@@ -14,10 +14,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import stats as sps
 
 from ..data.rowhash import in_sorted
 from .conflicts import py, show
+
+
+def _scipy_stats():  # scipy.stats costs ~0.8 s to import (each audit worker): only finalizers need it
+    from scipy import stats
+
+    return stats
 
 if TYPE_CHECKING:
     from .feedback import FeedbackState
@@ -83,7 +88,7 @@ def _chi2(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     t = t[:, t.sum(axis=0) > 0]
     if t.shape[1] < 2:
         return 0.0, 1.0
-    chi, p, *_ = sps.chi2_contingency(t, correction=False)
+    chi, p, *_ = _scipy_stats().chi2_contingency(t, correction=False)
     return float(chi), float(p)
 
 
@@ -135,7 +140,7 @@ def regions(c: Ctx, features: list[str], numeric: list[str],
         if not rows:
             break
         p = np.array([_chi2(t, f)[1] for _, _, t, f, _ in rows])
-        q = sps.false_discovery_control(p)
+        q = _scipy_stats().false_discovery_control(p)
         tvd = np.array([float(_tvd(t, f)) for _, _, t, f, _ in rows])
         hit = [i for i in range(len(rows)) if q[i] < 0.05 and tvd[i] >= EFFECT]
         if not hit:
@@ -230,13 +235,13 @@ def triggers(c: Ctx, features: list[str]) -> list[dict[str, Any]]:
                 p0, src = float(base[top]), "feedback's overall rate"
             tests.append([col, int(vals[j]), shown.get(int(vals[j])), lab, top, p0, src, None, tv, ntrain, rows])
     if tests:  # one vectorised call: per test it was most of this screen's time
-        ps = sps.binom.sf(np.array([t[3][t[4]] - 1 for t in tests]), np.array([t[3].sum() for t in tests]),
+        ps = _scipy_stats().binom.sf(np.array([t[3][t[4]] - 1 for t in tests]), np.array([t[3].sum() for t in tests]),
                           np.minimum(np.array([t[5] for t in tests]), 1.0))
         for t, p in zip(tests, ps.tolist()):
             t[7] = float(p)
     if not tests:
         return []
-    q = sps.false_discovery_control(np.array([t[7] for t in tests]))
+    q = _scipy_stats().false_discovery_control(np.array([t[7] for t in tests]))
     out = []
     for (col, _, value, lab, top, p0, src, p, tv, ntrain, rows), qi in zip(tests, q):
         purity = float(lab[top] / lab.sum())
@@ -255,7 +260,7 @@ def triggers(c: Ctx, features: list[str]) -> list[dict[str, Any]]:
 
 def floods(c: Ctx, train_hashes: list[np.ndarray]) -> tuple[list[int], list[int], dict[str, Any]]:
     h, ids = c.fb["\x1fhash"], c.fb["\x1fid"]
-    u, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
+    _, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
     flood = np.flatnonzero(counts[inv] >= FLOOD_K)
     # each chunk is sorted and distinct already: search them in turn rather than merge them all
     seen = np.zeros(h.size, bool)
