@@ -39,6 +39,15 @@ def test_no_key_wrong_key_and_key_for_another_model(guard: Guard) -> None:
     assert (r.status_code, r.json()) == (404, {"error": "unknown model 'nope'"})
 
 
+def test_versioned_infer_route_and_wrong_method(guard: Guard) -> None:
+    r = post(guard, "full", body([row()]), model="loan/versions/1")
+    assert r.status_code == 200 and r.json()["model_version"] == "1"
+    r = post(guard, "full", body([row()]), model="loan/versions/7")
+    assert (r.status_code, r.json()) == (404, {"error": "model 'loan' has no version '7' (it serves version 1)"})
+    r = httpx.get(f"{guard.rest}/v2/models/loan/infer", headers={"x-api-key": guard.keys["full"]})
+    assert (r.status_code, r.json()) == (405, {"error": "method not allowed"})
+
+
 def test_answers_echo_the_id_and_carry_labels_and_rounded_scores(guard: Guard) -> None:
     r = post(guard, "full", body([row(), row(amount=390, income=5.0)], id="req-7"))
     assert r.status_code == 200, r.text
@@ -156,3 +165,6 @@ def test_metrics_in_prometheus_text_format(guard: Guard) -> None:
     assert counts == sorted(counts) and 'le="+Inf"' in buckets[-1]
     total = [ln for ln in lines if ln.startswith('mlwarden_guard_request_seconds_count{protocol="rest"}')]
     assert float(total[0].split()[-1]) == counts[-1]
+    value = {ln.split()[0]: float(ln.split()[1]) for ln in lines if ln and not ln.startswith("#")}
+    assert "# TYPE mlwarden_guard_audit_commits_total counter" in lines
+    assert 1 <= value["mlwarden_guard_audit_commits_total"] <= value["mlwarden_guard_audit_entries_total"]

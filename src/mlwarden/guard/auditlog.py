@@ -51,15 +51,23 @@ _SCHEMA = (
 
 
 class _Slot:
-    """One caller's entry waiting for a group commit."""
+    """One caller's entry waiting for a group commit.
 
-    __slots__ = ("text", "seq", "error", "done")
+    ``gate`` is held from birth; releasing it wakes the caller, either because its entry is
+    committed (``done``) or because it is to commit the queue (``batch``). One lock per
+    caller means a commit wakes exactly the callers it concerns, not every waiting thread.
+    """
+
+    __slots__ = ("batch", "done", "error", "gate", "seq", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.seq = 0
         self.error: BaseException | None = None
         self.done = False
+        self.batch: list[_Slot] | None = None
+        self.gate = threading.Lock()
+        self.gate.acquire()
 
 
 class AuditLog:
@@ -74,6 +82,8 @@ class AuditLog:
         self._pending: list[_Slot] = []
         self._writing = False
         self._closed = False
+        self.commits = 0
+        """Transactions committed by :meth:`append` (one fsync each): appends / commits is the batch size."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT)
@@ -148,26 +158,37 @@ class AuditLog:
         with self._lock:
             if self._closed:
                 raise AuditLogError(f"audit log {self.path} is closed")
-            self._pending.append(slot)
-            while not slot.done:
-                if self._writing:
-                    self._lock.wait()
-                    continue
-                # become the leader: commit everything queued so far, our own entry included
+            if self._writing:
+                self._pending.append(slot)  # a commit is in flight: ours goes with the next one
+            else:
                 self._writing = True
-                batch, self._pending = self._pending, []
-                self._lock.release()
-                try:
-                    self._commit(batch)
-                finally:
-                    self._lock.acquire()
-                    self._writing = False
-                    self._lock.notify_all()
+                slot.batch = [slot]
+        if slot.batch is None:
+            slot.gate.acquire()  # until our entry is committed, or the queue is handed to us
+        if slot.batch is not None and not slot.done:
+            # we lead: commit our batch, then hand whatever queued meanwhile to its first caller
+            try:
+                self._commit(slot.batch)
+            finally:
+                self._hand_over(slot.batch)
         if slot.error is not None:
             raise slot.error
         return slot.seq
 
-    def _commit(self, batch: list["_Slot"]) -> None:
+    def _hand_over(self, batch: list[_Slot]) -> None:
+        with self._lock:
+            queued, self._pending = self._pending, []
+            if queued:
+                queued[0].batch = queued
+            else:
+                self._writing = False
+                self._lock.notify_all()  # close() may be waiting for the log to go idle
+        for s in batch[1:]:  # batch[0] is the leader itself, awake
+            s.gate.release()
+        if queued:
+            queued[0].gate.release()
+
+    def _commit(self, batch: list[_Slot]) -> None:
         db = self._db
         try:
             if self._closed:
@@ -175,15 +196,16 @@ class AuditLog:
             db.execute("BEGIN IMMEDIATE")  # take the write lock before reading the head
             row = db.execute("SELECT seq, hash FROM log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-            seqs = []
+            rows = []
             for slot in batch:
                 ts = time.time()
                 digest = entry_hash(prev, seq, ts, slot.text, self._key)
-                db.execute("INSERT INTO log (seq, ts, event, prev_hash, hash) VALUES (?, ?, ?, ?, ?)",
-                           (seq, ts, slot.text, prev, digest))
-                seqs.append(seq)
+                rows.append((seq, ts, slot.text, prev, digest))
                 seq, prev = seq + 1, digest
+            db.executemany("INSERT INTO log (seq, ts, event, prev_hash, hash) VALUES (?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
+            self.commits += 1  # only the leader commits, so no lock is needed
+            seqs = [r[0] for r in rows]
         except BaseException as e:
             try:
                 if db.in_transaction:

@@ -42,7 +42,7 @@ import pandas as pd
 from ..errors import MlwardenError
 from ..sources.model import FeatureSchema
 from .detect_encode import Encoder, encode
-from .detect_stats import log_shapiro, nearest, reference_scale
+from .detect_stats import log_shapiro, nearest, reference_scale, squared_norms
 
 Action = Literal["allow", "log", "throttle", "degrade", "block"]
 SEVERITY: dict[str, int] = {"allow": 0, "log": 1, "degrade": 2, "throttle": 3, "block": 4}
@@ -122,11 +122,13 @@ class Detector:
         self.encoder = Encoder(schema, reference)
         self.width = self.encoder.width
         self._ref: np.ndarray | None = None
+        self._ref_sq: np.ndarray | None = None
         self._ref_scale = 1.0
         self.knn_threshold = self.policy.knn_threshold if reference is not None else self.policy.knn_threshold_unreferenced
         if reference is not None and len(reference) >= 20:
             R = self.encoder.encode(reference)
             self._ref, self._ref_scale = reference_scale(R, self._norm, np.random.default_rng(seed))
+            self._ref_sq = squared_norms(self._ref)
 
     @property
     def _norm(self) -> float:
@@ -160,7 +162,7 @@ class Detector:
         knn, mind = nearest(H[:, :w], X, p.k, self._norm)
         ood = np.full(len(X), np.nan)
         if self._ref is not None and p.ood_threshold is not None:
-            ood = nearest(self._ref, X, 1, self._norm, within=False)[1] / self._ref_scale
+            ood = nearest(self._ref, X, 1, self._norm, within=False, pool_sq=self._ref_sq)[1] / self._ref_scale
         seq0 = H[-1, w + 3] if len(H) else 0.0
         seq = seq0 + np.arange(1, len(X) + 1)
         stats = np.column_stack([knn, mind, ood, seq, np.zeros(len(X))])

@@ -20,25 +20,34 @@ LOG_FLOOR = 1e-6
 """Distances are floored here before the logarithm: an exact repeat is as close as it gets."""
 
 
-def _dist(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    d2 = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * (A @ B.T)
+def _dist(A: np.ndarray, B: np.ndarray, bb: np.ndarray | None = None) -> np.ndarray:
+    if bb is None:
+        bb = squared_norms(B)
+    d2 = squared_norms(A)[:, None] + bb[None, :] - 2.0 * (A @ B.T)
     np.maximum(d2, 0.0, out=d2)
     return np.sqrt(d2, out=d2)
 
 
-def nearest(H: np.ndarray, X: np.ndarray, k: int, norm: float, *, within: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def squared_norms(R: np.ndarray) -> np.ndarray:
+    """Row norms squared, as :func:`nearest` computes them (pass them as ``pool_sq`` for a fixed ``H``)."""
+    return (R * R).sum(1)
+
+
+def nearest(H: np.ndarray, X: np.ndarray, k: int, norm: float, *, within: bool = True,
+            pool_sq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``X``: mean distance to its ``k`` nearest and distance to its nearest.
 
     With ``within`` (the history case), row ``i`` is compared with ``H`` and with the rows of
     ``X`` before it — the order the queries arrived in; a row with fewer than ``k`` earlier
     rows gets NaN for the first, and the very first row NaN for both. Without it, rows are
-    compared with ``H`` alone (the reference case).
+    compared with ``H`` alone (the reference case), and ``pool_sq`` (:func:`squared_norms` of
+    ``H``, computed once) spares recomputing them, most of the cost for one query row.
     """
     m, b = len(H), len(X)
     pool = np.vstack([H, X]) if within else H
     if len(pool) == 0:
         return np.full(b, np.nan), np.full(b, np.nan)
-    D = _dist(X, pool)
+    D = _dist(X, pool, None if within else pool_sq)
     avail = m + np.arange(b) if within else np.full(b, m)
     if within:
         D[np.arange(m + b)[None, :] >= (m + np.arange(b))[:, None]] = np.inf

@@ -65,7 +65,7 @@ class FeedbackSink:
         return out
 
     def submit(self, key: str, doc: Any) -> dict[str, Any]:
-        call = from_json(doc, "", "")
+        call = from_json(doc, "", "", allow=frozenset({"labels", "model_name"}))
         v = self.schema.validate(call)
         labels = self._labels(doc.get("labels"), v.rows)
         frame = v.frame.copy()

@@ -50,10 +50,24 @@ class Gateway:
         self.backend, self.schema, self.keys = backend, schema, keys
         self.state, self.audit, self.detector, self.feedback = state, audit, detector, feedback
         self.metrics = Metrics()
+        if hasattr(audit, "commits"):
+            self.metrics.external["mlwarden_guard_audit_commits_total"] = (
+                "Audit-log transactions (each one fsync); entries / commits is the group-commit batch.",
+                lambda: audit.commits)
         self.accepting = True
 
-    def key(self, presented: str | None) -> KeyRecord:
-        return self.keys.authenticate(presented)
+    def key(self, presented: str | None, peer: str | None = None) -> KeyRecord:
+        """Authenticate and charge the request to the key's rate limit: every route a key opens is metered
+        (metadata and readiness too, which reach the upstream in proxy mode)."""
+        key = self.keys.authenticate(presented, peer)
+        self.meter(key)
+        return key
+
+    def meter(self, key: KeyRecord) -> None:
+        ok, retry = self.state.take(f"rate:{key.id}", 1, key.quota.rate, key.quota.burst, time.time())
+        if not ok:
+            raise TooMany(f"rate limit of {key.quota.rate:g} requests/s (burst {key.quota.burst}) exceeded for "
+                          f"API key '{key.name}'; retry after {math.ceil(retry)} s", retry_after=retry)
 
     def route(self, key: KeyRecord, model: str, version: str) -> None:
         """403 for a model the key may not query, 404 for one the guard does not serve."""
@@ -118,14 +132,11 @@ class Gateway:
 
     def _infer(self, event: dict[str, Any], presented: str | None, model: str, version: str,
                decode: Callable[[], InferCall]) -> InferAnswer:
-        key = self.key(presented)
+        key = self.keys.authenticate(presented, event["peer"])
         event["key"] = key.name
         self.route(key, model, version)
+        self.meter(key)
         now = time.time()
-        ok, retry = self.state.take(f"rate:{key.id}", 1, key.quota.rate, key.quota.burst, now)
-        if not ok:
-            raise TooMany(f"rate limit of {key.quota.rate:g} requests/s (burst {key.quota.burst}) exceeded for "
-                          f"API key '{key.name}'; retry after {math.ceil(retry)} s", retry_after=retry)
         call = decode()
         event["request_id"] = call.id
         output.check_requested(key.output, call.outputs, exposes_proba=self.backend.exposes_proba, key=key.name)
@@ -159,7 +170,7 @@ class Gateway:
         """Screen one labelled feedback batch; suspects go to quarantine, the rest to the accepted table."""
         event: dict[str, Any] = {"kind": "feedback", "protocol": protocol, "peer": peer, "ts": time.time()}
         with self.recorded(protocol, event):
-            key = self.key(presented)
+            key = self.keys.authenticate(presented, peer)
             event["key"] = key.name
             model = doc.get("model_name", self.name) if isinstance(doc, dict) else self.name
             self.route(key, str(model), "")

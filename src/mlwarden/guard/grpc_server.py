@@ -65,21 +65,21 @@ class Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def ServerMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run() -> Any:
-            self.gw.key(self._key(context))
+            self.gw.key(self._key(context), context.peer())
             return pb.ServerMetadataResponse(name="mlwarden-guard", version="")
 
         return self._guarded(context, run)
 
     def ModelReady(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run() -> Any:
-            self.gw.route(self.gw.key(self._key(context)), request.name, request.version)
+            self.gw.route(self.gw.key(self._key(context), context.peer()), request.name, request.version)
             return pb.ModelReadyResponse(ready=self.gw.ready())
 
         return self._guarded(context, run)
 
     def ModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run() -> Any:
-            key = self.gw.key(self._key(context))
+            key = self.gw.key(self._key(context), context.peer())
             self.gw.route(key, request.name, request.version)
             m = self.gw.model_metadata(key)
             resp = pb.ModelMetadataResponse(name=m["name"], versions=m["versions"], platform=m["platform"])

@@ -11,6 +11,13 @@ verified once is remembered in memory under an HMAC of the presented key (with a
 per-process secret), and so is a key that failed, so neither a client nor a brute-forcer
 makes the guard run scrypt twice for the same string. The file is re-read when it changes
 and an unknown id is presented, so ``keys create`` takes effect without a restart.
+
+Two attacks remain on keys never seen: fresh wrong secrets each cost a scrypt (CPU burn, and
+guessing), and an id the guard does not know would answer faster than one it does (learning
+which ids exist by timing). So an unknown id is verified against a dummy hash with the same
+parameters — the same work, the same answer — and failures are limited per key id and per
+client address with exponential back-off (:mod:`.authlimit`): 429 with Retry-After, checked
+before any scrypt runs, for a bounded time.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .authlimit import FailureLimiter, FailurePolicy, client_host
 from .errors import Forbidden, GuardConfigError, Unauthenticated
 
 PREFIX = "mlw_"
@@ -142,10 +151,15 @@ def create_key(path: str | Path, name: str, *, models: tuple[str, ...] = ("*",),
 class KeyStore:
     """The keys of one keys file, verified with a bounded memory of keys seen."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, failures: FailurePolicy | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
+        self._clock = clock
         self._lock = threading.Lock()
         self._pepper = secrets.token_bytes(32)
+        # what an unknown id is checked against: same parameters as every key made here, matches nothing
+        self._dummy = KeyRecord(id="", name="", salt=secrets.token_hex(16), hash=secrets.token_hex(32))
+        self.limiter = FailureLimiter(failures)
         self._seen: OrderedDict[bytes, str | None] = OrderedDict()  # HMAC(key) → key id, or None if it failed
         self._by_id: dict[str, KeyRecord] = {}
         self._mtime = -1.0
@@ -164,13 +178,17 @@ class KeyStore:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def authenticate(self, presented: str | None) -> KeyRecord:
-        """The record of a valid key, else :class:`Unauthenticated` (one message for every bad key)."""
+    def authenticate(self, presented: str | None, peer: str | None = None) -> KeyRecord:
+        """The record of a valid key, else :class:`Unauthenticated` (one message for every bad key).
+
+        ``peer`` (the client's address) is what the failure limit counts besides the key id;
+        :class:`~.errors.TooMany` when either is locked out.
+        """
         if not presented:
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key')")
         mac = hmac.new(self._pepper, presented.encode("utf-8", "replace"), hashlib.sha256).digest()
         with self._lock:
-            if mac in self._seen:
+            if mac in self._seen:  # a string already judged costs no scrypt: no limit needed either way
                 kid = self._seen[mac]
                 self._seen.move_to_end(mac)
                 rec = self._by_id.get(kid) if kid else None
@@ -178,20 +196,29 @@ class KeyStore:
                     return rec
                 raise Unauthenticated("invalid API key")
         parts = _split(presented)
+        host = client_host(peer)
+        subjects = ([f"id:{parts[0]}"] if parts else []) + ([f"addr:{host}"] if host else [])
+        now = self._clock()
+        self.limiter.check(subjects, now)
         rec = None
         if parts:
             with self._lock:
-                if parts[0] not in self._by_id:
-                    self._reload()
+                self._reload()  # for known and unknown ids alike (a stat), so that path takes the same time too
                 rec = self._by_id.get(parts[0])
-        ok = rec is not None and parts is not None and hmac.compare_digest(_digest(parts[1], bytes.fromhex(rec.salt), rec.kdf),
-                                                     bytes.fromhex(rec.hash))
+            # an unknown id costs what a known one does, so timing does not tell them apart
+            against = rec or self._dummy
+            ok = hmac.compare_digest(_digest(parts[1], bytes.fromhex(against.salt), against.kdf),
+                                     bytes.fromhex(against.hash)) and rec is not None
+        else:
+            ok = False  # not even shaped like a key: no id to learn about, nothing to hash
         with self._lock:
             self._seen[mac] = rec.id if ok and rec else None
             while len(self._seen) > CACHE:
                 self._seen.popitem(last=False)
         if not ok or rec is None:
+            self.limiter.fail(subjects, now)
             raise Unauthenticated("invalid API key")
+        self.limiter.succeed(subjects)
         return rec
 
 

@@ -2,13 +2,16 @@
 
 A handful of series, kept in plain dicts under one lock (prometheus_client is not needed
 for this few): requests by protocol and status, rows served, detector actions, audit-log
-appends and a cumulative latency histogram per protocol.
+appends and commits (appends / commits is the group-commit batch: entries per fsync) and a
+cumulative latency histogram per protocol. Counters owned elsewhere (the audit log's commits)
+are read when rendered, so the request path pays nothing for them.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Callable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -33,6 +36,8 @@ class Metrics:
             "mlwarden_guard_detections_total": "Attack-detector decisions other than allow, by action.",
             "mlwarden_guard_audit_entries_total": "Entries appended to the audit log."}
         self._hist: dict[str, list[float]] = {}  # protocol → per-bucket counts + [sum, count]
+        self.external: dict[str, tuple[str, Callable[[], float]]] = {}
+        """Counter name → (help, reader), read at render time."""
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -53,6 +58,8 @@ class Metrics:
             for name, series in self.counters.items():
                 lines += [f"# HELP {name} {self._help[name]}", f"# TYPE {name} counter"]
                 lines += [f"{name}{_labels(k)} {v:g}" for k, v in sorted(series.items())]
+            for name, (text, read) in self.external.items():
+                lines += [f"# HELP {name} {text}", f"# TYPE {name} counter", f"{name} {float(read()):g}"]
             name = "mlwarden_guard_request_seconds"
             lines += [f"# HELP {name} Time from request decoded to answer encoded.", f"# TYPE {name} histogram"]
             for proto, h in sorted(self._hist.items()):

@@ -8,10 +8,14 @@ Built from the model's :class:`~mlwarden.sources.model.FeatureSchema` (the spec'
 on the feature's step, within [min, max]; categories among the allowed values; each one-hot
 group with exactly one column set; every relational constraint holding. The first problem
 is the answer: ``input 'age' row 3: 150 is above the maximum 100``.
+
+Validation runs on plain numpy columns: a one-row request is checked in tens of microseconds.
+The pandas frame the model reads is built only when the model is called, once.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,15 +42,29 @@ MAX_TEXT = 256
 
 @dataclass(frozen=True)
 class Validated:
-    """A request that passed: the model's input frame and a numeric matrix for the detectors."""
+    """A request that passed: its columns, a numeric matrix for the detectors, and (on demand) the
+    model's input frame."""
 
-    frame: pd.DataFrame
+    columns: dict[str, np.ndarray]
+    """One checked column per feature, in model order."""
     matrix: np.ndarray
     """float64 ``[n, d]`` in model order; a category is its index among the allowed values."""
 
     @property
     def rows(self) -> int:
-        return len(self.frame)
+        return int(self.matrix.shape[0])
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The model's input, built on first use only (a DataFrame costs more than all the checks).
+
+        Not ``functools.cached_property``: on Python 3.11 it holds one lock for every instance, which
+        would serialise concurrent requests here."""
+        f = self.__dict__.get("_frame")
+        if f is None:
+            f = pd.DataFrame(self.columns, copy=False)
+            object.__setattr__(self, "_frame", f)  # a cache, not state: frozen stays true to its fields
+        return f
 
 
 def _fmt(v: Any) -> str:
@@ -86,8 +104,7 @@ class InputSchema:
     def validate(self, call: InferCall) -> Validated:
         cols = self._columns(call.inputs)
         n = len(next(iter(cols.values())))
-        frame = pd.DataFrame({name: cols[name] for name in self.names})
-        self._groups(frame)
+        self._groups(cols)
         self._relations(cols)
         matrix = np.empty((n, len(self.names)), dtype=np.float64)
         for j, f in enumerate(self.schema.features):
@@ -97,7 +114,7 @@ class InputSchema:
                 matrix[:, j] = [idx[str(v)] for v in col] if idx is not None else [zlib.crc32(str(v).encode()) % 1000 for v in col]
             else:
                 matrix[:, j] = np.asarray(col, dtype=np.float64)
-        return Validated(frame, matrix)
+        return Validated(cols, matrix)
 
     def _columns(self, inputs: tuple[WireTensor, ...]) -> dict[str, np.ndarray]:
         d = len(self.names)
@@ -157,6 +174,8 @@ class InputSchema:
                 raise Invalid(f"input '{f.name}' row {i}: {_fmt(v)[:40]} is not a number")
             if isinstance(v, int) and abs(v) > 2 ** 53:
                 raise Invalid(f"input '{f.name}' row {i}: {str(v)[:24]} is too large")
+        if len(t.data) == 1:
+            return self._one_number(f, float(t.data[0]))
         x = np.asarray(t.data, dtype=np.float64)
         bad = ~np.isfinite(x)
         if bad.any():
@@ -167,6 +186,10 @@ class InputSchema:
             if frac.any():
                 i = int(np.argmax(frac))
                 raise Invalid(f"input '{f.name}' row {i}: {_fmt(float(x[i]))} is not a whole number")
+            big = np.abs(x) > 2 ** 53  # a whole float past 2**53 would wrap in the int64 cast
+            if big.any():
+                i = int(np.argmax(big))
+                raise Invalid(f"input '{f.name}' row {i}: {_fmt(float(x[i]))} is too large")
         if f.min is not None and (x < f.min).any():
             i = int(np.argmax(x < f.min))
             raise Invalid(f"input '{f.name}' row {i}: {_fmt(float(x[i]))} is below the minimum {_fmt(float(f.min))}")
@@ -181,6 +204,26 @@ class InputSchema:
                 raise Invalid(f"input '{f.name}' row {i}: {_fmt(float(x[i]))} is not a multiple of the step "
                               f"{_fmt(float(f.step))}")
         return x.astype(np.int64) if f.kind == "int" else x
+
+    def _one_number(self, f: Feature, x: float) -> np.ndarray:
+        """:meth:`_column`'s checks on a single value in plain Python, in the same order and with the
+        same messages: one-row requests are the common case, and numpy's per-call cost was most of it."""
+        if not math.isfinite(x):
+            raise Invalid(f"input '{f.name}' row 0: {_fmt(x)} is not a finite number")
+        if f.kind == "int" and not x.is_integer():
+            raise Invalid(f"input '{f.name}' row 0: {_fmt(x)} is not a whole number")
+        if f.kind == "int" and abs(x) > 2 ** 53:
+            raise Invalid(f"input '{f.name}' row 0: {_fmt(x)} is too large")
+        if f.min is not None and x < f.min:
+            raise Invalid(f"input '{f.name}' row 0: {_fmt(x)} is below the minimum {_fmt(float(f.min))}")
+        if f.max is not None and x > f.max:
+            raise Invalid(f"input '{f.name}' row 0: {_fmt(x)} is above the maximum {_fmt(float(f.max))}")
+        if f.step is not None and f.step != 1.0:
+            q = (x - (f.min or 0.0)) / f.step
+            if abs(q - np.round(q)) > 1e-6:  # numpy's round: a huge quotient may be inf, as in the array path
+                raise Invalid(f"input '{f.name}' row 0: {_fmt(x)} is not a multiple of the step {_fmt(float(f.step))}")
+        a = np.array([x], dtype=np.float64)
+        return a.astype(np.int64) if f.kind == "int" else a  # astype as the array path (it wraps past 2**63)
 
     def _category(self, f: Feature, t: WireTensor) -> np.ndarray:
         allowed = self._values[f.name]
@@ -201,9 +244,9 @@ class InputSchema:
             out.append(v)
         return np.asarray(out, dtype=object)
 
-    def _groups(self, frame: pd.DataFrame) -> None:
+    def _groups(self, columns: dict[str, np.ndarray]) -> None:
         for g, cols in self.groups.items():
-            block = frame[cols].to_numpy(dtype=np.float64)
+            block = np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in cols])
             if not np.isin(block, (0.0, 1.0)).all():
                 i = int(np.argmax(~np.isin(block, (0.0, 1.0)).all(axis=1)))
                 raise Invalid(f"row {i}: one-hot group '{g}' takes only 0 or 1 in {', '.join(cols)}")

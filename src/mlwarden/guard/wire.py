@@ -22,6 +22,7 @@ from .errors import Invalid, TooLarge
 MAX_ELEMENTS = 1_000_000
 MAX_DEPTH = 8
 MAX_INPUTS = 1024
+REQUEST_FIELDS = frozenset({"id", "parameters", "inputs", "outputs"})
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,14 @@ def _params(raw: Any, where: str) -> dict[str, Any]:
     return raw
 
 
-def from_json(doc: Any, model: str, version: str) -> InferCall:
-    """The call a REST ``/infer`` body makes (already parsed JSON)."""
+def from_json(doc: Any, model: str, version: str, *, allow: frozenset[str] = frozenset()) -> InferCall:
+    """The call a REST ``/infer`` body makes (already parsed JSON); ``allow`` names extra top-level fields."""
     if not isinstance(doc, dict):
         raise Invalid("the request body must be a JSON object with an 'inputs' list")
+    unknown = doc.keys() - REQUEST_FIELDS - allow
+    if unknown:  # strict like the schema: a field we would ignore may be one the client thinks matters
+        raise Invalid(f"unknown field {min(unknown)[:40]!r} in the request; OIP v2 allows id, parameters, "
+                      "inputs and outputs")
     ins = doc.get("inputs")
     if not isinstance(ins, list) or not ins:
         raise Invalid("the request needs a non-empty 'inputs' list")

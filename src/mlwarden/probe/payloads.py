@@ -68,11 +68,11 @@ def model_path(s: ProbeSession) -> str:
     return f"/v2/models/{t.model}" + (f"/versions/{t.version}" if t.version else "")
 
 
-def metadata(s: ProbeSession) -> tuple[Reply, dict[str, Any] | None]:
+def metadata(s: ProbeSession, *, retry_throttled: bool = True) -> tuple[Reply, dict[str, Any] | None]:
     """The model metadata reply (with the caller's key) and its content as a dict, cached."""
     if "metadata" not in s.cache:
         if s.target.protocol == "rest":
-            r = s.http("GET", model_path(s))
+            r = s.http("GET", model_path(s), retry_throttled=retry_throttled)
             doc = _json(r.body) if r.outcome == "ok" else None
         else:
             req = pb.ModelMetadataRequest(name=s.target.model, version=s.target.version or "")

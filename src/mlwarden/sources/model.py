@@ -215,7 +215,10 @@ class Model(ABC):
         return np.asarray(self._predict_proba(X), dtype=np.float64)
 
     def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        missing = [n for n in self.schema.names if n not in X.columns]
+        names = self.schema.names
+        if X.columns.tolist() == names:
+            return X  # already the model's columns in its order (the guard's frames): no copy
+        missing = [n for n in names if n not in X.columns]
         if missing:
             raise SourceError(f"the model reads columns the data lacks: {', '.join(missing[:8])}")
         return X[self.schema.names]
