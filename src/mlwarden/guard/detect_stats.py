@@ -93,3 +93,20 @@ def reference_scale(R: np.ndarray, norm: float, rng: np.random.Generator) -> tup
     d = d[d > 0]
     scale = float(np.median(d)) if len(d) else 1.0
     return ref, scale if scale > 0 and math.isfinite(scale) else 1.0
+
+
+def benign_knn(R: np.ndarray, k: int, norm: float, rng: np.random.Generator, pool: int = 1000) -> float:
+    """How close real rows are to their ``k`` nearest among a key-sized pool of other real rows.
+
+    The median, over up to 500 probe rows, of the mean distance to their ``k`` nearest among
+    ``min(pool, rows / 2)`` random reference rows: what a benign key's k-NN statistic looks like
+    on this data. Dense, low-dimensional data (a few features with few values) has real rows
+    much closer together than wide data, so a fixed threshold fires on honest traffic there.
+    """
+    if len(R) < 2 * (k + 1):
+        return math.nan
+    idx = rng.permutation(len(R))
+    size = min(pool, len(R) // 2)
+    d = nearest(R[idx[:size]], R[idx[size:size + 500]], k, norm, within=False)[0]
+    d = d[np.isfinite(d)]
+    return float(np.median(d)) if len(d) else math.nan
