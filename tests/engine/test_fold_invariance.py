@@ -55,9 +55,9 @@ def test_worker_processes_equal_in_process(pipeline, baseline, monkeypatch) -> N
     pools = []
     real = local.LocalEngine._processes
 
-    def counting(self, preload=()):
+    def counting(self):
         pools.append(self)
-        return real(self, preload)
+        return real(self)
 
     monkeypatch.setattr(local.LocalEngine, "_processes", counting)
     pooled = _comparable(run_audit(load_spec(pipeline.spec)))

@@ -37,7 +37,7 @@ class LocalEngine(Engine):
         # partial states merge as they come, in order: the main process holds one at a time
         if self.workers == 1 or len(partitions) <= 1 or small:
             return merge_states(checks, (fold_partition(checks, p) for p in partitions))
-        pool = self._processes(sorted({type(c).__module__ for c in checks}))
+        pool = self._processes()
         return merge_states(checks, pool.map(fold_partition, [checks] * len(partitions), partitions))
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -50,14 +50,10 @@ class LocalEngine(Engine):
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(functools.partial(_single_threaded, fn), items))
 
-    def _processes(self, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    def _processes(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # forkserver: no fork of a process whose Arrow threads may hold locks. The server
-            # imports the checks' modules once, so workers forked from it start with them
-            # (otherwise each worker imports them again as it unpickles its checks). Only the
-            # first server of a process takes the list; a later one forks from what it has.
+            # forkserver: no fork of a process whose Arrow threads may hold locks
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(list(preload))
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
                                              initializer=_ignore_interrupts)
         return self._pool
