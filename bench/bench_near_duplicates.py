@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlwarden.audit import run_audit
-from mlwarden.checks.data import near_duplicates  # noqa: F401
+from mlwarden.checks.data import near_duplicates
 from mlwarden.spec import load_spec
 
 KINDS = ("noise", "rounding", "format", "one_column", "two_columns")
@@ -101,6 +101,9 @@ def main() -> None:
           f"state {m['bytes_per_row']} bytes/row")
     print(f"found {len(found)} near duplicate rows, exact excluded {m['test']['exact_duplicates_excluded']}, "
           f"by kind {m['test']['by_kind']}")
+    index = m.get("index", {})
+    print(f"index: {index.get('blocks')} blocks, {index.get('joins')} joins, "
+          f"{index.get('test_candidates')} candidate pairs, capped {index.get('capped')}")
     print(f"recall {tp / len(planted):.3f}  precision {tp / max(len(found), 1):.3f}")
     for kind in KINDS:
         print(f"  {kind:12s} recall {len(found & truth[kind]) / len(truth[kind]):.3f}")

@@ -9,13 +9,13 @@ import numpy as np
 import pyarrow as pa
 
 from mlwarden.audit import run_audit
-from mlwarden.checks.data import near_duplicates  # noqa: F401
-from mlwarden.checks.data.near_duplicates import value_hashes
+from mlwarden.checks.data import near_duplicates, rowstore  # noqa: F401  (registers the check)
+from mlwarden.checks.data.near_values import value_hashes
 from mlwarden.findings import CheckResult
 from mlwarden.spec import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from pipelines import audit_tables, make_pipeline  # noqa: E402
+from pipelines import audit_tables, make_pipeline
 
 NEAR = "data.leakage.near_duplicates"
 
@@ -50,7 +50,7 @@ def test_each_kind_is_found_and_counted(tmp_path: Path) -> None:
     train = frame(3000, 1, 0)
     test = frame(1000, 2, 10_000)
     src = np.arange(0, 100, 5)  # 20 source rows per kind
-    kinds = {"noise": range(0, 20), "format": range(20, 40), "one": range(40, 60), "two": range(60, 80),
+    kinds = {"noise": range(20), "format": range(20, 40), "one": range(40, 60), "two": range(60, 80),
              "exact": range(80, 100)}
     for k, rows in kinds.items():
         for i, s in zip(rows, src):
@@ -103,3 +103,52 @@ def test_without_shared_columns_skips(tmp_path: Path) -> None:
     r = audit(tmp_path, {"train": pa.table({"uid": [1], "a": [1.0]}), "test": pa.table({"uid": [2], "b": [1.0]})},
               id="uid")
     assert (r.status, r.message) == ("skipped", "train and the evaluation splits share no feature columns")
+
+
+def test_every_evaluation_split_is_matched_and_counted_on_its_own(tmp_path: Path, monkeypatch) -> None:
+    # the splits are joined to train together: counts, samples and candidates must stay per split
+    monkeypatch.setattr(rowstore, "SPILL_BYTES", 1)  # and read back from disk
+    train = frame(3000, 1, 0)
+    splits = {"test": frame(500, 2, 10_000), "production": frame(400, 3, 20_000), "feedback": frame(300, 4, 30_000)}
+    planted = {"test": (0, 5, "one"), "production": (100, 8, "noise"), "feedback": (200, 3, "two")}
+    for split, (src0, count, kind) in planted.items():
+        ev = splits[split]
+        for i in range(count):
+            for col in ("a", "b", "c", "name", "cat", "d", "e", "f"):
+                ev[col][i] = train[col][src0 + i]
+            if kind == "noise":
+                ev["b"][i] *= 1.0001
+            elif kind == "one":
+                ev["e"][i] = 3
+            else:
+                ev["e"][i], ev["f"][i] = 3, 0.5
+    r = audit(tmp_path, {"train": pa.table(train)} | {k: pa.table(v) for k, v in splits.items()}, id="uid")
+    assert r.metrics["test"]["by_kind"] == {"normalized": 0, "one_column": 5, "two_columns": 0}
+    assert r.metrics["production"]["by_kind"] == {"normalized": 8, "one_column": 0, "two_columns": 0}
+    assert r.metrics["feedback"]["by_kind"] == {"normalized": 0, "one_column": 0, "two_columns": 3}
+    index = r.metrics["index"]
+    assert index["test_candidates"] >= 5 and index["feedback_candidates"] >= 3  # planted, plus chance pairs
+    assert index["test_candidates"] + index["production_candidates"] + index["feedback_candidates"] < 50
+    pairs = {f.evidence["split"]: f.evidence["sample_pairs"] for f in r.findings}
+    assert pairs["test"] == [[10_000 + i, i] for i in range(5)]
+    assert pairs["production"] == [[20_000 + i, 100 + i] for i in range(8)]
+    assert pairs["feedback"] == [[30_000 + i, 200 + i] for i in range(3)]
+    assert {f.evidence["split"]: f.evidence["differing_columns"] for f in r.findings}["feedback"] == {"e": 3, "f": 3}
+
+
+def test_more_columns_than_slots_fold_and_still_find_a_changed_column(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+
+    def wide(n: int, id0: int) -> dict[str, np.ndarray]:
+        return {"uid": np.arange(id0, id0 + n)} | {f"x{j:02d}": rng.integers(0, 10**6, n) for j in range(40)}
+    train, test = wide(2000, 0), wide(300, 10_000)
+    for i in range(10):
+        for j in range(40):
+            test[f"x{j:02d}"][i] = train[f"x{j:02d}"][50 + i]
+        test["x07"][i] = -1
+    r = audit(tmp_path, {"train": pa.table(train), "test": pa.table(test)}, id="uid")
+    assert r.metrics["signature_slots"] == 32 and r.metrics["feature_columns"] == 40
+    [f] = r.findings
+    assert f.evidence["by_kind"] == {"normalized": 0, "one_column": 10, "two_columns": 0}
+    assert f.evidence["sample_pairs"] == [[10_000 + i, 50 + i] for i in range(10)]
+    assert f.evidence["differing_columns"] == {"x07|x39": 10}  # 40 columns in 32 slots: slot 7 holds x07 and x39

@@ -1,4 +1,4 @@
-"""Multi-index hashing for near duplicates, the spillable row store, and the shared row-hash memo."""
+"""Multi-index hashing for near duplicates, the sort-merge key joins, the spillable row store, the row-hash memo."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlwarden.checks.data import near_match, rowhash, rowstore
-from mlwarden.checks.data.near_match import SlotFrequencies, deal_blocks, match
+from mlwarden.checks.data import keyjoin, near_match, rowhash, rowstore
+from mlwarden.checks.data.near_match import (
+    ArraySlots,
+    deal_blocks,
+    match,
+    slot_entropy,
+    value_bits,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipelines import make_pipeline
@@ -30,9 +36,9 @@ def table(rng: np.random.Generator, n: int, low: int) -> np.ndarray:
     return np.vstack([lo, hi]).astype(np.uint32)
 
 
-def brute(train: np.ndarray, ev: np.ndarray, freq: SlotFrequencies, allowed: int, needed: float) -> np.ndarray:
+def brute(train: np.ndarray, ev: np.ndarray, allowed: int, needed: float) -> np.ndarray:
     """Every eval row with some train row differing in 1..allowed slots and enough agreeing bits."""
-    bits = np.stack([freq.of(j, ev[j]) for j in range(ev.shape[0])])
+    bits = np.stack([frequency_bits(train[j], ev[j]) for j in range(ev.shape[0])])
     found = np.zeros(ev.shape[1], bool)
     for i in range(ev.shape[1]):
         agree = train == ev[:, [i]]
@@ -40,6 +46,14 @@ def brute(train: np.ndarray, ev: np.ndarray, freq: SlotFrequencies, allowed: int
         b = (agree * bits[:, [i]]).sum(axis=0)
         found[i] = ((nd >= 1) & (nd <= allowed) & (b >= needed)).any()
     return found
+
+
+def frequency_bits(column: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """-log2 of each value's frequency in ``column`` (0 if absent), by a plain dictionary count."""
+    counts: dict[int, int] = {}
+    for v in column.tolist():
+        counts[v] = counts.get(v, 0) + 1
+    return np.array([-np.log2(counts[v] / column.size) if v in counts else 0.0 for v in values.tolist()], np.float32)
 
 
 @pytest.mark.parametrize("low", [0, 4, 8])
@@ -52,10 +66,9 @@ def test_every_pair_within_two_slots_is_found_as_by_brute_force(low: int) -> Non
     for i in range(150):  # change 1 or 2 slots, anywhere (also in the low-entropy ones)
         for j in rng.choice(12, 1 + i % 2, replace=False):
             ev[j, i] = rng.integers(2**31, 2**32)
-    freq = SlotFrequencies(lambda j: train[j], 12, 3000)
     needed = float(np.log2(3000) + 20)
-    partner, differ, stats = match(lambda j: train[j], ev, freq, 2, needed)
-    assert ((partner >= 0) == brute(train, ev, freq, 2, needed)).all()
+    partner, differ, stats = match(ArraySlots(train), ArraySlots(ev), 2, needed)
+    assert ((partner >= 0) == brute(train, ev, 2, needed)).all()
     assert (partner[:150] >= 0).sum() >= 140  # the planted ones (a few lack the bits with 8 binary slots)
     hit = partner >= 0
     assert (differ[hit] == (ev[:, hit] != train[:, partner[hit]]).sum(axis=0)).all()
@@ -74,9 +87,8 @@ def test_a_flooding_join_makes_more_smaller_blocks(monkeypatch) -> None:
     train = table(rng, 2000, 11)  # 11 binary slots: two of 3 blocks hold only those (5–6 bits)
     ev = train[:, :200].copy()
     ev[11, :] += 1  # differ in one near-unique slot
-    freq = SlotFrequencies(lambda j: train[j], 12, 2000)
     monkeypatch.setattr(near_match, "MAX_PAIRS", 5000)
-    partner, differ, stats = match(lambda j: train[j], ev, freq, 2, 0.0)
+    partner, differ, stats = match(ArraySlots(train), ArraySlots(ev), 2, 0.0)
     assert stats.blocks > 3 and not stats.capped
     assert (partner >= 0).all() and (differ == 1).all()  # the source row, or a twin of it as close
 
@@ -122,3 +134,77 @@ def test_row_hash_memo_is_shared_read_only_and_per_batch() -> None:
     fresh = rowhash._Memo()
     fresh.of(b1)["x"] = 1
     assert fresh.of(pa.record_batch({"a": [1, 2, 3], "b": ["x", "y", "z"]})) == {}  # equal data, other batch
+
+
+def test_candidates_stay_bounded_on_a_low_entropy_table(monkeypatch) -> None:
+    # 22 binary slots and one near-unique: on 3 blocks, the joins on blocks of binary slots
+    # pair each eval row with a large share of train; blocks must grow until no join floods
+    rng = np.random.default_rng(7)
+
+    def rows(n: int) -> np.ndarray:
+        return np.vstack([rng.integers(0, 2, (22, n)), rng.integers(0, 2**31, (1, n))]).astype(np.uint32)
+    train, ev = rows(6000), rows(600)
+    ev[:, :100] = train[:, :100]
+    ev[22, :50] += 1  # the near-unique slot changed
+    ev[5, 50:100] ^= 1  # a binary slot changed
+    monkeypatch.setattr(near_match, "MAX_PAIRS", 300)
+    blocks = deal_blocks(slot_entropy(ArraySlots(train)), 3, float(np.log2(6000)))
+    flood = max(int(keyjoin.counts(near_match._mix_in_place(near_match._slot_sum(ArraySlots(train), b)),
+                                   near_match._mix_in_place(near_match._slot_sum(ArraySlots(ev), b))).sum())
+                for b in blocks)
+    assert flood > 5 * near_match.MAX_PAIRS  # what one join on 3 blocks would have built
+    partner, differ, stats = match(ArraySlots(train), ArraySlots(ev), 2, 0.0)
+    assert stats.blocks > 3 and not stats.capped
+    assert 100 <= stats.candidates <= near_match.MAX_PAIRS * stats.joins
+    assert (partner[:100] >= 0).all() and (differ[:100] <= 1).all()
+    assert ((partner >= 0) == brute(train, ev, 2, 0.0)).all()
+
+
+def test_block_keys_rebuilt_per_join_give_the_same_answer(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    train = table(rng, 2000, 11)
+    ev = train[:, :200].copy()
+    ev[11, :] += 1
+    monkeypatch.setattr(near_match, "MAX_PAIRS", 5000)
+    kept = match(ArraySlots(train), ArraySlots(ev), 2, 0.0)
+    monkeypatch.setattr(near_match, "BLOCK_BYTES", 0)
+    rebuilt = match(ArraySlots(train), ArraySlots(ev), 2, 0.0)
+    assert (kept[0] == rebuilt[0]).all() and (kept[1] == rebuilt[1]).all()
+    assert kept[2].candidates == rebuilt[2].candidates and kept[2].blocks == rebuilt[2].blocks > 3
+
+
+def test_value_bits_are_minus_log2_of_train_frequency() -> None:
+    column = np.array([5, 5, 5, 5, 9, 9, 1, 7], np.uint32)
+    bits = value_bits(column, np.array([5, 9, 1, 2, 5], np.uint32), column.size)
+    assert bits.dtype == np.float32
+    assert bits.tolist() == pytest.approx([1.0, 2.0, 3.0, 0.0, 1.0])  # 2: never in train
+
+
+def test_entropy_of_slots_is_estimated_from_a_sample_that_does_not_alias(monkeypatch) -> None:
+    slots = np.vstack([np.arange(4096) % 2, np.arange(4096) % 16, np.arange(4096)]).astype(np.uint32)
+    assert slot_entropy(ArraySlots(slots)) == pytest.approx([1.0, 4.0, 12.0])
+    monkeypatch.setattr(near_match, "ENTROPY_SAMPLE", 1024)
+    sampled = slot_entropy(ArraySlots(slots))
+    assert sampled[:2] == pytest.approx([1.0, 4.0], abs=0.05)  # a stride of 4 would see one value
+    assert 9.0 < sampled[2] <= 10.0  # unique values: about log2(sample)
+    assert slot_entropy(ArraySlots(slots)) == sampled  # seeded
+
+
+def test_row_store_takes_rows_from_memory_and_disk(monkeypatch) -> None:
+    monkeypatch.setattr(rowstore, "SPILL_BYTES", 100)
+    a = rowstore.RowStore()
+    a.add("train", 0, {"x": np.arange(0, 20, dtype=np.uint64)})
+    b = rowstore.RowStore()
+    b.add("train", 20, {"x": np.arange(20, 40, dtype=np.uint64)})
+    a.merge(b)  # spilled
+    assert a.spilled
+    c = rowstore.RowStore(limit=10**9)
+    c.add("train", 40, {"x": np.arange(40, 45, dtype=np.uint64)})
+    a.limit = 10**9
+    a.merge(c)  # stays in memory: one part on disk, one not
+    rows = np.array([44, 0, 19, 20, 39, 40, 3])
+    assert a.take("train", "x", rows).tolist() == rows.tolist()
+    assert a.take("train", "y", rows) is None and a.take("test", "x", rows) is None
+    assert (a.column("train", "x") == np.arange(45)).all() and type(a.column("train", "x")) is np.ndarray
+    a.close()
+    assert not rowstore.RowStore().spilled

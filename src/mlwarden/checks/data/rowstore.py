@@ -7,7 +7,7 @@ once the chunks held in memory pass ``limit`` bytes, the in-memory chunks of eac
 written to a temporary folder as one ``.npy`` file per column (plain arrays, never
 pickles) and dropped from memory. ``column(split, name)`` reads one column back whole, in
 row order, so a finalize step touches one column at a time: its peak memory is a few
-columns, not the table of them.
+columns, not the table of them; ``take(split, name, rows)`` reads only the rows asked for.
 
 Spilling happens only when states merge (in the process that finalizes); the partial
 states that workers send back stay small and in memory. Object columns (string ids) are
@@ -56,6 +56,11 @@ class RowStore:
             self.spill()
         return self
 
+    @property
+    def spilled(self) -> bool:
+        """Whether some chunk is on disk."""
+        return self._dir is not None
+
     def rows(self, split: str) -> int:
         return sum(c.rows for c in self.chunks.get(split, ()))
 
@@ -80,17 +85,37 @@ class RowStore:
 
     def column(self, split: str, name: str) -> np.ndarray | None:
         """One column of ``split`` in row order (None when no chunk has it)."""
+        parts = self._parts(split, name)
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return np.array(parts[0]) if isinstance(parts[0], np.memmap) else parts[0]
+        return np.concatenate(parts)  # spilled parts are mapped: one copy, not a load and a copy
+
+    def take(self, split: str, name: str, rows: np.ndarray) -> np.ndarray | None:
+        """``column(split, name)[rows]`` without reading the whole column: spilled parts are mapped."""
+        parts = self._parts(split, name)
+        if not parts:
+            return None
+        rows = np.asarray(rows, np.int64)
+        ends = np.cumsum([len(p) for p in parts])
+        which = np.searchsorted(ends, rows, side="right")
+        out = np.empty(rows.size, parts[0].dtype)
+        for k in np.unique(which):
+            sel = which == k
+            out[sel] = parts[k][rows[sel] - (ends[k] - len(parts[k]))]
+        return out
+
+    def _parts(self, split: str, name: str) -> list[np.ndarray] | None:
         parts = []
         for c in sorted(self.chunks.get(split, ()), key=lambda c: c.offset):
             if name in c.cols:
                 parts.append(c.cols[name])
             elif c.spilled is not None and (c.spilled / f"{name}.npy").exists():
-                parts.append(np.load(c.spilled / f"{name}.npy", allow_pickle=False))
+                parts.append(np.load(c.spilled / f"{name}.npy", mmap_mode="r", allow_pickle=False))
             else:
                 return None
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return parts or None
 
     def offsets(self, split: str) -> np.ndarray:
         """Row ordinals in the split, in the order ``column`` returns rows."""
