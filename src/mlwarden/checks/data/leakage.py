@@ -1,9 +1,10 @@
 """data.leakage.exact_duplicates — evaluation rows that also sit in the training data.
 
 Rows of test, production and feedback whose normalized feature values (label and id
-excluded, column order irrelevant, ``1`` = ``1.0``) equal a training row. The state is a
-uint64 hash per row plus the row ids of the non-training splits: about 8–16 bytes a row,
-never the data itself.
+excluded, column order irrelevant, ``1`` = ``1.0``) equal a training row. The state is the
+distinct training-row hashes (8 bytes a distinct row) and, per evaluation row, its hash, ordinal
+and id (24 bytes), never the data itself; each in a :class:`~.keyruns.KeyRuns` that spills
+to disk by hash range past its limit (64 MB), so the main process holds that much plus one bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, shared_columns
-from .rowhash import row_hashes
+from .keyruns import Columns, KeyRuns, spilled
+from .rowhash import row_hashes, sorted_unique
 
 SAMPLE_IDS = 20
 
@@ -47,9 +49,23 @@ _FIX = {
 
 
 @dataclass
+class _Tally:
+    """One evaluation split's matches, summed over key buckets."""
+
+    rows: int = 0
+    hits: int = 0
+    distinct: int = 0
+    sample: list[tuple[int, Any]] = field(default_factory=list)  # (ordinal, id) of the first hits
+
+
+def distinct_keys(c: Columns) -> Columns:
+    return {"key": sorted_unique(c["key"])}
+
+
+@dataclass
 class DupState:
-    hashes: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    ids: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    train: KeyRuns = field(default_factory=lambda: KeyRuns(distinct_keys))
+    rows: dict[str, KeyRuns] = field(default_factory=dict)  # evaluation split → (key, ord, id) per row
 
 
 @register
@@ -95,44 +111,61 @@ class ExactDuplicates(FoldCheck):
         if not self.features:
             return state
         rb = batch.data
-        state.hashes.setdefault(batch.split, []).append(row_hashes(rb, self.features))
-        if batch.split != "train":
-            idcol = self.spec.data.id
-            if idcol and idcol in rb.schema.names:
-                ids = rb.column(idcol).to_numpy(zero_copy_only=False)
-            else:
-                ids = np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
-            state.ids.setdefault(batch.split, []).append(ids)
+        h = row_hashes(rb, self.features)
+        if batch.split == "train":
+            state.train.add({"key": h})
+            return state
+        ords = np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)
+        idcol = self.spec.data.id
+        ids = rb.column(idcol).to_numpy(zero_copy_only=False) if idcol and idcol in rb.schema.names else ords
+        state.rows.setdefault(batch.split, KeyRuns()).add({"key": h, "ord": ords, "id": ids})
         return state
 
     def merge(self, a: DupState, b: DupState) -> DupState:
-        for src, dst in ((b.hashes, a.hashes), (b.ids, a.ids)):
-            for split, arrays in src.items():
-                dst.setdefault(split, []).extend(arrays)
+        a.train.merge(b.train)
+        for split, runs in b.rows.items():
+            a.rows.setdefault(split, KeyRuns()).merge(runs)
         return a
 
     def finalize(self, state: DupState, ctx: AuditContext) -> Outcome:
         if not self.features:
             raise Skip("train and the evaluation splits share no feature columns")
-        train = np.unique(np.concatenate(state.hashes.get("train", [np.empty(0, np.uint64)])))
+        splits = [s for s in ("test", "production", "feedback") if s in ctx.sources.datasets]
+        tally = {s: _Tally() for s in splits}
+        train_distinct = 0
+        for b in spilled(state.train, *state.rows.values()):  # a hash is in the same bucket everywhere
+            cols = state.train.bucket(b)
+            train = cols["key"] if cols is not None else np.empty(0, np.uint64)
+            train_distinct += int(train.size)
+            for split in splits:
+                c = state.rows[split].bucket(b) if split in state.rows else None
+                if c is None:
+                    continue
+                hit = _member(c["key"], train)
+                t = tally[split]
+                t.rows += int(hit.size)
+                t.hits += int(hit.sum())
+                t.distinct += int(sorted_unique(c["key"][hit]).size)
+                first = np.flatnonzero(hit)
+                first = first[np.argsort(c["ord"][first], kind="stable")[:SAMPLE_IDS]]
+                t.sample = sorted(t.sample + list(zip(c["ord"][first].tolist(), c["id"][first].tolist())),
+                                  key=lambda r: r[0])[:SAMPLE_IDS]
+        for runs in (state.train, *state.rows.values()):
+            runs.close()
         metrics: dict[str, Any] = {"feature_columns": len(self.features), "ignored_columns": self.ignored,
-                                   "train_distinct_rows": int(train.size)}
+                                   "train_distinct_rows": train_distinct}
         findings = []
         labels, shares = [], []
-        for split in ("test", "production", "feedback"):
-            if split not in ctx.sources.datasets:
-                continue
-            h = np.concatenate(state.hashes.get(split, [np.empty(0, np.uint64)]))
-            ids = np.concatenate(state.ids.get(split, [np.empty(0, np.int64)]))
-            hit = _member(h, train)
-            count, n = int(hit.sum()), int(h.size)
+        for split in splits:
+            t = tally[split]
+            count, n = t.hits, t.rows
             share = count / n if n else 0.0
             metrics[split] = {"rows": n, "duplicated_rows": count, "share": round(share, 6),
-                              "distinct_duplicated": int(np.unique(h[hit]).size)}
+                              "distinct_duplicated": t.distinct}
             labels.append(split)
             shares.append(100.0 * share)
             if count:
-                sample = [py(v) for v in ids[hit][:SAMPLE_IDS]]
+                sample = [py(v) for _, v in t.sample]
                 findings.append(self._finding(split, count, n, share, sample))
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Rows also in train (% of split)", labels=tuple(labels),

@@ -22,6 +22,7 @@ From the tables, per column:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,11 +72,23 @@ def _rekey(t: Table, level: int) -> np.ndarray:
     return keys >> np.uint64(level - start) if level > start else keys
 
 
+def _unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` by an unstable sort (about twice as fast)."""
+    order = np.argsort(keys)
+    ks = keys[order]
+    new = np.r_[True, ks[1:] != ks[:-1]] if ks.size else np.empty(0, bool)
+    inv = np.empty(keys.size, np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return ks[new], inv
+
+
 def _group(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    u, inv = np.unique(keys, return_inverse=True)
-    out = np.zeros((u.size,) + counts.shape[1:], np.int64)
-    np.add.at(out, inv, counts)
-    return u, out
+    if not keys.size:
+        return keys, counts
+    order = np.argsort(keys)  # sum rows of equal keys with reduceat: np.add.at is ~10x slower
+    ks = keys[order]
+    start = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    return ks[start], np.add.reduceat(counts[order], start, axis=0)
 
 
 def combine(a: Table, b: Table) -> Table:
@@ -173,25 +186,36 @@ class TargetLeakage(FoldCheck):
         if state.too_many_classes:
             return state
         rb = batch.data
+        # labels become Python values once per distinct value, not once per row
         lab = rb.column(self.spec.data.label)
-        ok = ~np.asarray(lab.is_null(), dtype=bool)
-        values = lab.to_pylist()
-        ok &= np.array([not (isinstance(v, float) and v != v) for v in values], dtype=bool)
-        present = sorted({v for v, k in zip(values, ok) if k}, key=_label_key)
+        if isinstance(lab, pa.ChunkedArray):
+            lab = lab.combine_chunks()
+        if pa.types.is_dictionary(lab.type):
+            lab = lab.dictionary_decode()
+        enc = lab.dictionary_encode()
+        values = enc.dictionary.to_pylist()
+        codes = np.asarray(enc.indices.fill_null(-1), dtype=np.int64)
+        seen = np.zeros(len(values) + 1, bool)
+        seen[codes] = True  # -1 (null) lands on the extra last slot
+        real = [not (isinstance(v, float) and math.isnan(v)) for v in values]
+        present = sorted({v for v, r, s in zip(values, real, seen) if r and s}, key=_label_key)
         labels = sorted(set(state.labels) | set(present), key=_label_key)
         if len(labels) > MAX_CLASSES:
             state.too_many_classes, state.tables = True, {}
             return state
         state.realign(labels)
         index = {v: i for i, v in enumerate(labels)}
-        y = np.array([index[v] for v, k in zip(values, ok) if k], dtype=np.int64)
-        half = (_mix(np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.uint64)) & np.uint64(1))
-        half = half.astype(np.int64)[ok]
+        lookup = np.array([index[v] if r else -1 for v, r in zip(values, real)] + [-1], dtype=np.int64)
+        y_all = lookup[codes]
+        ok = y_all >= 0
+        y = y_all[ok]
+        half = (_mix(np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.uint64)) & np.uint64(1)
+                ).astype(np.int64)[ok]
         L = len(labels)
         for name, kind in self.kinds.items():
             arr = rb.column(name).filter(pa.array(ok))
             keys = self._keys(arr, kind)
-            u, inv = np.unique(keys, return_inverse=True)
+            u, inv = _unique_inverse(keys)
             flat = (inv * L + y) * 2 + half
             counts = np.bincount(flat, minlength=u.size * L * 2).reshape(u.size, L, 2).astype(np.int64)
             mine = Table(kind=kind, keys=u, counts=counts)

@@ -1,12 +1,16 @@
 """data.poisoning.conflicting_labels — identical feature rows that carry different labels.
 
 Also home of the small helpers the poisoning family shares (feature columns, row ids,
-label hashing). The state is, per scope, one entry per distinct (feature-row hash, label)
+label hashing). The state is, per scope, one record per distinct (feature-row hash, label)
 pair: hash, label hash, first row ordinal and its id, row count, feedback-row count —
-about 40 bytes per distinct pair, O(distinct rows), which is what the definition needs
-(a conflict can pair any row with any other). Partial states are compacted lazily
-(sort + reduce when the pending chunks outgrow the compacted part), so merging stays
-O(n log n) overall and the result is the same whatever the partitioning.
+40 bytes per distinct pair, O(distinct rows), which is what the definition needs (a
+conflict can pair any row with any other). When train and feedback share their features
+(the usual case) the train scope is read from the train+feedback records, not kept twice.
+The records live in a :class:`~mlwarden.checks.data.keyruns.KeyRuns`: reduced lazily (sort
++ reduce when the chunks double), spilled to disk by hash range past 64 MB, and read back one
+bucket at a time — a group's records share a hash, so each bucket is complete — so merging
+stays O(n log n), the main process holds a bounded part of it, and the result is the same
+whatever the partitioning.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, row_ids, shared_columns
+from ..data.keyruns import Columns, KeyRuns, key_order
 from ..data.rowhash import column_hash, row_hashes
 
 SAMPLE_IDS = 20
@@ -74,47 +79,32 @@ def merge_names(a: dict[int, Any], b: dict[int, Any]) -> dict[int, Any]:
     return a
 
 
-@dataclass
-class Pairs:
-    """Distinct (row hash, label hash) pairs with their first row, count and feedback count."""
+def reduce_pairs(c: Columns) -> Columns:
+    """One record per (row hash, label), sorted by (hash, label): first row (smallest ordinal), summed counts."""
+    order = key_order(c, ("lab", "ord"))
+    c = {n: a[order] for n, a in c.items()}
+    h, lab = c["key"], c["lab"]
+    start = np.r_[True, (h[1:] != h[:-1]) | (lab[1:] != lab[:-1])] if h.size else np.empty(0, bool)
+    first = np.flatnonzero(start)
+    out = {n: c[n][first] for n in ("key", "lab", "ord", "id")}
+    for n in ("cnt", "fb"):
+        out[n] = np.add.reduceat(c[n], first) if first.size else c[n]
+    return out
 
-    cols: list[list[np.ndarray]] = field(default_factory=lambda: [[] for _ in range(6)])
-    compact: int = 0  # rows in cols' first chunk that are already compacted
-    pending: int = 0
 
-    def add(self, arrays: tuple[np.ndarray, ...]) -> None:
-        for lst, a in zip(self.cols, arrays):
-            lst.append(a)
-        self.pending += len(arrays[0])
-        if self.pending > 2 * self.compact + 100_000:
-            self.reduce()
-
-    def reduce(self) -> tuple[np.ndarray, ...]:
-        if not self.cols[0]:
-            return (np.empty(0, np.uint64),) * 2 + (np.empty(0, np.int64), np.empty(0, np.int64),
-                                                    np.empty(0, np.int64), np.empty(0, np.int64))
-        h, lab, ords, ids, cnt, fb = (np.concatenate(c) if len(c) > 1 else c[0] for c in self.cols)
-        order = np.lexsort((ords, lab, h))
-        h, lab, ords, ids, cnt, fb = h[order], lab[order], ords[order], ids[order], cnt[order], fb[order]
-        start = np.r_[True, (h[1:] != h[:-1]) | (lab[1:] != lab[:-1])] if h.size else np.empty(0, bool)
-        first = np.flatnonzero(start)
-        out = (h[first], lab[first], ords[first], ids[first],
-               np.add.reduceat(cnt, first) if first.size else cnt, np.add.reduceat(fb, first) if first.size else fb)
-        self.cols = [[a] for a in out]
-        self.compact, self.pending = len(first), 0
-        return out
-
-    def extend(self, other: Pairs) -> None:
-        for lst, o in zip(self.cols, other.cols):
-            lst.extend(o)
-        self.pending += sum(len(a) for a in other.cols[0])
-        if self.pending > 2 * self.compact + 100_000:
-            self.reduce()
+def train_only(c: Columns) -> Columns:
+    """The train rows of a shared train+feedback store: train ordinals sort first, so a record
+    with any train row keeps its first row; only its counts change."""
+    keep = c["cnt"] > c["fb"]
+    out = {n: a[keep] for n, a in c.items()}
+    out["cnt"] = out["cnt"] - out["fb"]
+    out["fb"] = np.zeros_like(out["fb"])
+    return out
 
 
 @dataclass
 class ConflictState:
-    scopes: dict[str, Pairs] = field(default_factory=dict)
+    scopes: dict[str, KeyRuns] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     names: dict[int, Any] = field(default_factory=dict)
 
@@ -154,6 +144,8 @@ class ConflictingLabels(FoldCheck):
         self.train_features = feature_columns(spec, sources, ("train",))
         self.has_feedback = "feedback" in sources.datasets and spec.data.label in sources.columns("feedback")
         self.union_features = (feature_columns(spec, sources, ("train", "feedback")) if self.has_feedback else [])
+        # same features: the train scope is the train rows of the train+feedback store, kept once
+        self.shared = bool(self.union_features) and self.union_features == self.train_features
 
     def columns(self, split: str) -> list[str]:
         cols = set(self.train_features if split == "train" else self.union_features)
@@ -176,19 +168,20 @@ class ConflictingLabels(FoldCheck):
         ids = row_ids(batch, self.spec.data.id)[valid]
         ords = (np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)[valid]
                 | np.int64(_SPLIT_RANK[batch.split] << _ORD_BITS))
-        ones = np.ones(int(valid.sum()), np.int64)
+        ones = np.ones(int(valid.sum()), np.uint32)
         fb = ones if batch.split == "feedback" else np.zeros_like(ones)
-        scopes = [("train", self.train_features)] if batch.split == "train" else []
+        scopes = [("train", self.train_features)] if batch.split == "train" and not self.shared else []
         if self.has_feedback and self.union_features:
             scopes.append(("train+feedback", self.union_features))
         for scope, feats in scopes:
             h = row_hashes(rb, feats)[valid]
-            state.scopes.setdefault(scope, Pairs()).add((h, lab[valid], ords, ids, ones, fb))
+            state.scopes.setdefault(scope, KeyRuns(reduce_pairs)).add(
+                {"key": h, "lab": lab[valid], "ord": ords, "id": ids, "cnt": ones, "fb": fb})
         return state
 
     def merge(self, a: ConflictState, b: ConflictState) -> ConflictState:
         for scope, pairs in b.scopes.items():
-            a.scopes.setdefault(scope, Pairs()).extend(pairs)
+            a.scopes.setdefault(scope, KeyRuns(reduce_pairs)).merge(pairs)
         for split, n in b.rows.items():
             a.rows[split] = a.rows.get(split, 0) + n
         merge_names(a.names, b.names)
@@ -203,47 +196,39 @@ class ConflictingLabels(FoldCheck):
         metrics: dict[str, Any] = {"feature_columns": len(self.train_features)}
         findings, labels, values = [], [], []
         for scope in ("train", "train+feedback"):
-            if scope not in state.scopes:
+            store = state.scopes.get("train+feedback" if scope == "train" and self.shared else scope)
+            if store is None:
                 continue
             rows = state.rows.get("train", 0) + (state.rows.get("feedback", 0) if scope != "train" else 0)
-            m, sample, groups = self._scope(state.scopes[scope].reduce(), state.names, scope, rows)
+            view = train_only if scope == "train" and self.shared else None
+            m, sample, groups = self._scope(store, view, state.names, scope, rows)
             metrics[scope] = m
             labels.append(scope)
             values.append(100.0 * m["share"])
             if m["groups"]:
                 findings.append(self._finding(scope, m, sample, groups))
+        for store in state.scopes.values():
+            store.close()
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Rows in conflicting-label groups (%)", labels=tuple(labels),
                                      values=tuple(values), unit="%")])
 
-    def _scope(self, pairs: tuple[np.ndarray, ...], names: dict[int, Any], scope: str,
+    def _scope(self, store: KeyRuns, view: Any, names: dict[int, Any], scope: str,
                rows: int) -> tuple[dict[str, Any], list[Any], list[dict[str, Any]]]:
-        h, lab, ords, ids, cnt, fb = pairs  # sorted by (h, label)
-        start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if h.size else np.empty(0, np.int64)
-        nlab = np.diff(np.r_[start, h.size])
-        conflict = np.repeat(nlab > 1, nlab)
-        if scope != "train":  # only what feedback adds: groups with at least one feedback row
-            grp_fb = np.add.reduceat(fb, start) if start.size else fb
-            conflict &= np.repeat(grp_fb > 0, nlab)
-        distinct = int(start.size)
-        involved = int(cnt[conflict].sum())
-        group_starts = start[(nlab > 1) & (np.add.reduceat(conflict.astype(np.int64), start) > 0)] if start.size else start
+        distinct = groups_n = involved = fb_involved = 0
+        found: list[tuple[int, dict[str, Any]]] = []  # (first ordinal, group): the earliest groups
+        for bucket in store.buckets():  # a group's records share a hash, so a bucket holds it whole
+            c = view(bucket) if view else bucket
+            d, g, inv, fbi, cand = _bucket_groups(c, names, scope != "train")
+            distinct, groups_n, involved, fb_involved = distinct + d, groups_n + g, involved + inv, fb_involved + fbi
+            found = sorted(found + cand, key=lambda t: t[0])[:SAMPLE_GROUPS]
         share = involved / rows if rows else 0.0
-        m: dict[str, Any] = {"rows": rows, "distinct_rows": distinct, "groups": int(group_starts.size),
+        m: dict[str, Any] = {"rows": rows, "distinct_rows": distinct, "groups": groups_n,
                              "rows_involved": involved, "share": round(share, 6)}
         if scope != "train":
-            m["feedback_rows_involved"] = int(fb[conflict].sum())
-        # sample groups: those whose first row comes first
-        first_ord = np.minimum.reduceat(ords, start) if start.size else ords
-        gs = group_starts[np.argsort(first_ord[np.searchsorted(start, group_starts)], kind="stable")][:SAMPLE_GROUPS]
-        groups: list[dict[str, Any]] = []
-        sample: list[Any] = []
-        for s in gs.tolist():
-            e = s + int(nlab[np.searchsorted(start, s)])
-            members = sorted(range(s, e), key=lambda i: int(ords[i]))
-            groups.append({"labels": {str(names.get(int(lab[i]), "?")): int(cnt[i]) for i in members},
-                           "ids": [py(ids[i]) for i in members]})
-            sample.extend(py(ids[i]) for i in members)
+            m["feedback_rows_involved"] = fb_involved
+        groups = [g for _, g in found]
+        sample = [i for g in groups for i in g["ids"]]
         return m, sample[:SAMPLE_IDS], groups
 
     def _finding(self, scope: str, m: dict[str, Any], sample: list[Any], groups: list[dict[str, Any]]) -> Any:
@@ -270,3 +255,28 @@ class ConflictingLabels(FoldCheck):
                       "id_column": self.spec.data.id or "(row number)"},
             location=Location(artifact=self.spec.display(self.sources.datasets[split].uri), rows=tuple(sample)),
         )
+
+
+def _bucket_groups(c: Columns, names: dict[int, Any], feedback_only: bool) -> tuple[int, int, int, int, list]:
+    """Distinct rows, conflict groups, rows and feedback rows involved, and the earliest
+    SAMPLE_GROUPS groups (first ordinal, labels and ids) of records sorted by (hash, label)."""
+    h, lab, ords, ids, cnt, fb = (c[n] for n in ("key", "lab", "ord", "id", "cnt", "fb"))
+    if not h.size:
+        return 0, 0, 0, 0, []
+    start = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    nlab = np.diff(np.r_[start, h.size])
+    bad = nlab > 1
+    if feedback_only:  # only what feedback adds: groups with at least one feedback row
+        bad &= np.add.reduceat(fb.astype(np.int64), start) > 0
+    conflict = np.repeat(bad, nlab)
+    group_starts = start[bad]
+    first_ord = np.minimum.reduceat(ords, start)[bad]
+    found = []
+    for i in np.argsort(first_ord, kind="stable")[:SAMPLE_GROUPS].tolist():
+        s = int(group_starts[i])
+        e = s + int(nlab[bad][i])
+        members = sorted(range(s, e), key=lambda j: int(ords[j]))
+        found.append((int(first_ord[i]), {"labels": {str(names.get(int(lab[j]), "?")): int(cnt[j]) for j in members},
+                                          "ids": [py(ids[j]) for j in members]}))
+    return (int(start.size), int(group_starts.size), int(cnt[conflict].sum()),
+            int(fb[conflict].sum()) if feedback_only else 0, found)

@@ -63,7 +63,18 @@ def population_risk(counts: np.ndarray, parts: np.ndarray, marginals: list[tuple
     ``counts``/``parts``: each class's sample count and its per-column value hashes;
     ``marginals[j]``: (sorted value hashes, counts) of column j (empty: column over budget,
     every value taken as seen once)."""
-    pi = min(1.0, n / population) if population else 1.0
+    return population_summary(*population_sums(counts, parts, marginals, n, population), n, population)
+
+
+def sampling_fraction(n: int, population: int) -> float:
+    return min(1.0, n / population) if population else 1.0
+
+
+def population_sums(counts: np.ndarray, parts: np.ndarray, marginals: list[tuple[np.ndarray, np.ndarray]],
+                    n: int, population: int) -> tuple[float, float]:
+    """(estimated population uniques, rows in population classes under 5) of some of the classes:
+    each class counts alone, so the classes can be taken a bucket at a time and the sums added."""
+    pi = sampling_fraction(n, population)
     log_mu = np.full(counts.size, np.log(n), dtype=np.float64)
     for j, (keys, cnt) in enumerate(marginals):
         if keys.size:
@@ -73,15 +84,19 @@ def population_risk(counts: np.ndarray, parts: np.ndarray, marginals: list[tuple
             c = np.ones(counts.size)
         log_mu += np.log(c / n)
     unseen = np.exp(log_mu) * (1 - pi) / pi
-    from scipy.stats import poisson  # scipy.stats is slow to import: only when the check runs
+    from scipy.stats import (
+        poisson,  # scipy.stats is slow to import: only when the check runs
+    )
 
     small = counts < 5
     p_small = np.zeros(counts.size)
     p_small[small] = poisson.cdf(4 - counts[small], unseen[small])
     uniq = counts == 1
-    pop_uniques = float(np.exp(-unseen[uniq]).sum())
-    pop_small = float((counts * p_small).sum())
-    return {"population_size": int(population), "sampling_fraction": round(pi, 6),
+    return float(np.exp(-unseen[uniq]).sum()), float((counts * p_small).sum())
+
+
+def population_summary(pop_uniques: float, pop_small: float, n: int, population: int) -> dict[str, Any]:
+    return {"population_size": int(population), "sampling_fraction": round(sampling_fraction(n, population), 6),
             "model": "Poisson log-linear, main effects (Skinner & Holmes 1998)",
             "estimated_population_uniques": round(pop_uniques, 1),
             "share_unique": round(pop_uniques / n, 6) if n else 0.0,

@@ -2,11 +2,14 @@
 
 Rows are grouped into equivalence classes by a 64-bit hash of their quasi-identifier
 values (:mod:`mlwarden.checks.data.rowhash`, so ``1`` = ``1.0`` and null is one value);
-the state is a sorted array of class hashes with their counts — 16 bytes a class, and for the
-whole combination 8 more a quasi-identifier (its values' hashes, for the population model) — for the
-whole combination, for every combination with one quasi-identifier dropped, and for every
-quasi-identifier alone. Each of these is capped (:data:`MAX_CLASSES`,
-:data:`MAX_AUX_CLASSES`); over its cap it is dropped and reported as not computed.
+the state is a sorted array of class hashes with their counts — 16 bytes a class — for every
+quasi-identifier alone, capped at :data:`MAX_AUX_CLASSES` (over it, dropped and reported as
+not computed). The whole combination and each combination with one quasi-identifier dropped
+are the per-row state the answer needs (their classes grow with the rows): 12 bytes a class,
+plus for the whole combination 8 a quasi-identifier (its values' hashes, for the population
+model), each in a :class:`~mlwarden.checks.data.keyruns.KeyRuns` that spills to disk past
+64 MB (16 MB for a drop-one), so the main process holds at most that much of it; it is read
+back one key bucket at a time. :data:`MAX_CLASSES` bounds the disk they may take.
 """
 
 from __future__ import annotations
@@ -21,14 +24,17 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..data.rowhash import column_hash, row_hashes
+from .classcounts import ClassCounts, FullClasses
 from .detectors import snake
-from .classcounts import ClassCounts
-from .kanon_risk import RANK, population_risk, strength
+from .kanon_risk import RANK, population_summary, strength
 
-MAX_CLASSES = 5_000_000
-"""Classes kept for the full combination (≈ 80 MB); more, and k isn't computed exactly."""
+MAX_CLASSES = 20_000_000
+"""Classes counted exactly for the full combination (≈ 1.2 GB spilled at 6 quasi-identifiers, at most
+64 MB of it in memory); more, and k isn't computed exactly."""
 MAX_AUX_CLASSES = 1_000_000
-"""Classes kept for each drop-one combination and each single column (≈ 16 MB each)."""
+"""Classes kept for each single column (≈ 16 MB each)."""
+DROP_SPILL_BYTES = 16 << 20
+"""Bytes of each drop-one combination's classes held in memory before they spill."""
 THRESHOLDS = (2, 5, 10)
 """Share of rows in classes smaller than each of these k is reported (k < 2: unique rows)."""
 SAMPLE_ROWS = 1000
@@ -51,8 +57,8 @@ def severity_for(share: float) -> Severity | None:
 @dataclass
 class SplitState:
     rows: int
-    full: ClassCounts
-    drop: dict[str, ClassCounts]
+    full: FullClasses
+    drop: dict[str, FullClasses]
     single: dict[str, ClassCounts]
     sample: list[tuple[int, Any, int]]  # (ordinal, row id, class hash) of the first rows
 
@@ -82,9 +88,10 @@ class KAnonymity(FoldCheck):
     race/ethnicity, city/county/town, nationality or marital status, plus ``data.sensitive``
     (demographics are public and linkable); the id, label and time columns are never
     quasi-identifiers. ``state`` is left out (too often not a place). Train and feedback
-    (tomorrow's training data) are measured separately. Each of these counts keeps at most
-    5 000 000 classes (1 000 000 for the drop-one and per-column ones); beyond that the
-    report says the figure was not computed and gives a lower bound instead.
+    (tomorrow's training data) are measured separately. The full combination is counted
+    exactly up to 20 000 000 classes (spilled to disk past 64 MB), and so is each drop-one
+    combination; the per-column counts up to 1 000 000 values; beyond that the report says the
+    figure was not computed and gives a lower bound instead.
 
     **Population risk.** Uniqueness in a sample grows as the sample shrinks, so the check also
     estimates, as statistical disclosure control does (a Poisson log-linear model of the
@@ -138,8 +145,8 @@ class KAnonymity(FoldCheck):
 
     def _fresh(self, split: str) -> SplitState:
         qis = self.qis[split]
-        return SplitState(rows=0, full=ClassCounts(MAX_CLASSES, width=len(qis)),
-                          drop={q: ClassCounts(MAX_AUX_CLASSES) for q in qis} if len(qis) > 1 else {},
+        return SplitState(rows=0, full=FullClasses(width=len(qis)),
+                          drop={q: FullClasses(width=0, limit=DROP_SPILL_BYTES) for q in qis} if len(qis) > 1 else {},
                           single={q: ClassCounts(MAX_AUX_CLASSES) for q in qis}, sample=[])
 
     def update(self, state: dict[str, SplitState], batch: Batch) -> dict[str, SplitState]:
@@ -195,10 +202,10 @@ class KAnonymity(FoldCheck):
                                         "population the data fit, so the risk estimate is an upper bound")
         findings, charts = [], []
         for split, st in sorted(state.items()):
-            st.full.compact()
-            m = self._split_metrics(st, max(metrics["population_size"], st.rows), self.qis[split])
+            m, sample_counts = self._split_metrics(st, max(metrics["population_size"], st.rows), self.qis[split])
+            st.full.close()
             metrics["splits"][split] = m
-            finding = self._finding(split, st, m)
+            finding = self._finding(split, st, m, sample_counts)
             if finding is not None:
                 findings.append(finding)
             if "share_k_lt" in m:
@@ -207,7 +214,8 @@ class KAnonymity(FoldCheck):
                                     values=tuple(100.0 * m["share_k_lt"][str(k)] for k in THRESHOLDS), unit="%"))
         return Outcome(findings=findings, metrics=metrics, charts=charts)
 
-    def _split_metrics(self, st: SplitState, population: int, qis: list[str]) -> dict[str, Any]:
+    def _split_metrics(self, st: SplitState, population: int,
+                       qis: list[str]) -> tuple[dict[str, Any], dict[int, int]]:
         n = st.rows
         m: dict[str, Any] = {"rows": n}
         per_col: dict[str, dict[str, Any]] = {}
@@ -220,35 +228,35 @@ class KAnonymity(FoldCheck):
                                                                   None if cc.over else int(cc.keys.size))
         m["per_column"] = per_col
         m["strongest"] = max((c["strength"] for c in per_col.values()), key=lambda s: RANK[s], default="weak")
-        if st.full.over:
+        marginals = [(np.empty(0, np.uint64), np.empty(0, np.int64)) if st.single[q].over
+                     else (st.single[q].keys, st.single[q].counts) for q in qis]
+        full = st.full.stats(marginals, [h for _, _, h in st.sample], n, population, THRESHOLDS)
+        if full["classes"] > MAX_CLASSES:
             m["over_budget"] = True
             m["classes"] = f"> {MAX_CLASSES}"
             m["share_k_lt_5_at_least"] = round(max(0.0, (MAX_CLASSES + 1 - n / 5) / n), 6) if n else 0.0
-            return m
-        c = st.full.counts
-        m.update({"classes": int(c.size), "k": int(c.min()) if c.size else 0,
-                  "unique_rows": int(c[c == 1].sum()),
-                  "share_k_lt": {str(k): _share(c[c < k].sum(), n) for k in THRESHOLDS}})
+            return m, {}
+        m.update({"classes": full["classes"], "k": full["k"], "unique_rows": full["unique_rows"],
+                  "share_k_lt": {str(k): _share(full["lt"][k], n) for k in THRESHOLDS}})
         drop = {}
-        for q, cc in sorted(st.drop.items()):
-            cc.compact()
-            drop[q] = ({"over_budget": True} if cc.over else
-                       {"k": int(cc.counts.min()), "classes": int(cc.keys.size),
-                        "share_k_lt_5": _share(cc.counts[cc.counts < 5].sum(), n),
-                        "unique_rows": int(cc.counts[cc.counts == 1].size)})
+        for q, fc in sorted(st.drop.items()):
+            d = fc.stats(None, [], n, population, (2, 5))
+            fc.close()
+            drop[q] = ({"over_budget": True} if d["classes"] > MAX_CLASSES else
+                       {"k": d["k"], "classes": d["classes"], "share_k_lt_5": _share(d["lt"][5], n),
+                        "unique_rows": d["lt"][2]})
         m["drop_one"] = drop
         if n:
-            marginals = [(np.empty(0, np.uint64), np.empty(0, np.int64)) if st.single[q].over
-                         else (st.single[q].keys, st.single[q].counts) for q in qis]
-            m["population"] = population_risk(c, st.full.parts, marginals, n, population)
+            uniques, small = full["population"]
+            m["population"] = population_summary(uniques, small, n, population)
         # the QI whose removal shrinks the k < 5 share most; unique rows break ties (when every
         # drop-one combination still leaves all rows under 5, the unique rows still move)
         gains = sorted(((m["share_k_lt"]["5"] - d["share_k_lt_5"], m["unique_rows"] - d["unique_rows"], q)
                         for q, d in drop.items() if "k" in d), key=lambda g: (-g[0], -g[1], g[2]))
         m["most_identifying"] = gains[0][2] if gains and (gains[0][0] > 0 or gains[0][1] > 0) else None
-        return m
+        return m, full["sample_counts"]
 
-    def _finding(self, split: str, st: SplitState, m: dict[str, Any]) -> Any:
+    def _finding(self, split: str, st: SplitState, m: dict[str, Any], counts: dict[int, int]) -> Any:
         qis = self.qis[split]
         uri = self.spec.display(self.sources.datasets[split].uri)
         id_column = self.spec.data.id if self.spec.data.id in self.sources.columns(split) else "(row number)"
@@ -267,7 +275,6 @@ class KAnonymity(FoldCheck):
                 evidence={"split": split, "quasi_identifiers": qis, "rows": st.rows,
                           "share_k_lt_5_at_least": bound, "per_column": m["per_column"]},
                 location=Location(artifact=uri))
-        counts = dict(zip(st.full.keys.tolist(), st.full.counts.tolist()))
         small = [rid for _, rid, h in st.sample if counts.get(h, 0) < 5][:SAMPLE_IDS]
         share5 = m["share_k_lt"]["5"]
         if share5 <= 0:
