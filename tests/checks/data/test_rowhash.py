@@ -8,7 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlwarden.checks.data.rowhash import column_hash, compact_sets, distinct, in_sorted, row_hashes
+from mlwarden.checks.data.rowhash import (
+    column_hash,
+    compact_sets,
+    count_distinct,
+    in_sorted,
+    row_hashes,
+    sorted_unique,
+)
 
 
 def one(values: list, type: pa.DataType | None = None) -> np.ndarray:
@@ -150,5 +157,7 @@ def test_in_sorted_and_distinct_agree_with_numpy() -> None:
     values = rng.integers(0, 12_000, 5_000).astype(np.uint64)  # some above the largest haystack value
     assert np.array_equal(in_sorted(values, hay), np.isin(values, hay))
     assert not in_sorted(values, np.empty(0, np.uint64)).any()
-    assert distinct(values) == np.unique(values).size
-    assert distinct(np.empty(0, np.uint64)) == 0
+    assert count_distinct(values) == np.unique(values).size
+    assert count_distinct(np.empty(0, np.uint64)) == 0
+    assert np.array_equal(sorted_unique(values), np.unique(values))
+    assert sorted_unique(np.empty(0, np.uint64)).size == 0

@@ -26,7 +26,7 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, row_ids
 from .leakage import SHARE_SCALE
-from .rowhash import column_hash, compact_sets, distinct, in_sorted
+from .rowhash import column_hash, compact_sets, count_distinct, in_sorted, sorted_unique
 
 SAMPLE_IDS = 20
 START_QUANTILE = 0.10
@@ -89,7 +89,7 @@ class EntityLeakage(FoldCheck):
             return state
         h = column_hash(batch.data.column(idcol))
         if batch.split == "train":
-            state.train.append(np.unique(h))
+            state.train.append(sorted_unique(h))
         else:
             state.hashes.setdefault(batch.split, []).append(h)
             state.ids.setdefault(batch.split, []).append(row_ids(batch, idcol))
@@ -104,7 +104,7 @@ class EntityLeakage(FoldCheck):
         return a
 
     def finalize(self, state: EntityState, ctx: AuditContext) -> Outcome:
-        train = np.unique(np.concatenate(state.train or [np.empty(0, np.uint64)]))
+        train = sorted_unique(np.concatenate(state.train or [np.empty(0, np.uint64)]))
         metrics: dict[str, Any] = {"id_column": self.spec.data.id, "train_entities": int(train.size),
                                    "id_hash_bits": 64}
         findings, labels, shares = [], [], []
@@ -116,8 +116,8 @@ class EntityLeakage(FoldCheck):
             hit = in_sorted(h, train)
             rows, n = int(hit.sum()), int(h.size)
             share = rows / n if n else 0.0
-            entities = distinct(h[hit])
-            metrics[split] = {"rows": n, "entities": distinct(h), "rows_with_train_entity": rows,
+            entities = count_distinct(h[hit])
+            metrics[split] = {"rows": n, "entities": count_distinct(h), "rows_with_train_entity": rows,
                               "shared_entities": entities, "share": round(share, 6)}
             labels.append(split)
             shares.append(100.0 * share)

@@ -154,6 +154,13 @@ class _Memo:
 _MEMO = _Memo()
 
 
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """``np.unique(x)`` by one sort. numpy 2.4's plain ``np.unique`` (and ``union1d``) takes a
+    hash path ~80-150x slower on distinct 64-bit keys (2.1 s against 0.015 s at 2M)."""
+    s = np.sort(x)
+    return s[np.r_[True, s[1:] != s[:-1]]] if s.size else s
+
+
 def compact_sets(chunks: list[np.ndarray], limit: int = 16) -> list[np.ndarray]:
     """Keep a list of sorted distinct-hash arrays at most ``limit`` long, merging the smallest first.
 
@@ -163,7 +170,7 @@ def compact_sets(chunks: list[np.ndarray], limit: int = 16) -> list[np.ndarray]:
     chunks = sorted(chunks, key=len)
     while len(chunks) > limit:
         a, b = chunks.pop(0), chunks.pop(0)
-        merged = np.union1d(a, b)
+        merged = sorted_unique(np.concatenate([a, b]))
         i = int(np.searchsorted([len(c) for c in chunks], len(merged)))
         chunks.insert(i, merged)
     return chunks
@@ -179,6 +186,6 @@ def in_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
     return sorted_unique[i] == values
 
 
-def distinct(values: np.ndarray) -> int:
+def count_distinct(values: np.ndarray) -> int:
     """How many distinct values: a hash table, not a sort."""
-    return int(len(pd.unique(values))) if values.size else 0
+    return len(pd.unique(values)) if values.size else 0

@@ -31,7 +31,13 @@ import pyarrow.compute as pc
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
-from ..data.rowhash import column_hash, compact_sets, row_hashes
+from ..data.rowhash import (
+    column_hash,
+    compact_sets,
+    count_distinct,
+    row_hashes,
+    sorted_unique,
+)
 from . import screens
 from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, show
 from .pairs import PairTable
@@ -139,7 +145,7 @@ class FeedbackScreen(FoldCheck):
                 table += PairTable.count(b[ok].view(np.uint64), lab[ok])
                 row[f"\x1fbucket:{col}"] = np.where(ok, b, np.iinfo(np.int64).min)[valid]
         if split == "train":
-            st.train_hashes.append(np.unique(rh[valid]))
+            st.train_hashes.append(sorted_unique(rh[valid]))
         else:
             row["\x1ford"] = np.arange(batch.offset, batch.offset + rb.num_rows, dtype=np.int64)[valid]
             row["\x1fid"] = row_ids(batch, self.spec.data.id)[valid]
@@ -155,7 +161,7 @@ class FeedbackScreen(FoldCheck):
         if col in tables and tables[col] is None:
             return  # already known to have too many values
         codes, uniq = pd.factorize(vh)
-        if uniq.size > VALUE_CAP and (valid.all() or np.unique(vh[valid]).size > VALUE_CAP):
+        if uniq.size > VALUE_CAP and (valid.all() or count_distinct(vh[valid]) > VALUE_CAP):
             # too many values in this batch alone: the table would be dropped below anyway
             tables[col] = None
             st.display.pop(f"{split}\x1f{col}", None)

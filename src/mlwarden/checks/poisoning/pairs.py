@@ -20,7 +20,7 @@ import pandas as pd
 class PairTable:
     """Counts of distinct (value, label) uint64 pairs; ``+=`` adds another table's counts."""
 
-    __slots__ = ("v", "lab", "n")
+    __slots__ = ("lab", "n", "v")
 
     def __init__(self, v: np.ndarray | None = None, lab: np.ndarray | None = None,
                  n: np.ndarray | None = None) -> None:
