@@ -26,7 +26,14 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, row_ids
 from .leakage import SHARE_SCALE
-from .rowhash import column_hash, compact_sets, count_distinct, in_sorted, sorted_unique
+from .rowhash import (
+    batch_column_hash,
+    column_hash,
+    compact_sets,
+    count_distinct,
+    in_sorted,
+    sorted_unique,
+)
 
 SAMPLE_IDS = 20
 START_QUANTILE = 0.10
@@ -87,7 +94,7 @@ class EntityLeakage(FoldCheck):
         idcol = self.spec.data.id
         if idcol not in batch.data.schema.names:
             return state
-        h = column_hash(batch.data.column(idcol))
+        h = batch_column_hash(batch.data, idcol)
         if batch.split == "train":
             state.train.append(sorted_unique(h))
         else:

@@ -121,12 +121,19 @@ def row_hashes(batch: pa.RecordBatch | pa.Table, columns: list[str]) -> np.ndarr
     h = np.zeros(batch.num_rows, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for name in sorted(columns):
-            col = memo.get(name)
-            if col is None:
-                col = memo[name] = _frozen(column_hash(batch.column(name)))
-            h = _mix(h * _GOLDEN + (col ^ _name_hash(name)))
+            h = _mix(h * _GOLDEN + (batch_column_hash(batch, name) ^ _name_hash(name)))
     memo[key] = h = _frozen(h)
     return h
+
+
+def batch_column_hash(batch: pa.RecordBatch | pa.Table, name: str) -> np.ndarray:
+    """:func:`column_hash` of one column of ``batch``, computed once per batch and process
+    (shared with :func:`row_hashes` and every other check through the memo); read-only."""
+    memo = _MEMO.of(batch)
+    col = memo.get(name)
+    if col is None:
+        col = memo[name] = _frozen(column_hash(batch.column(name)))
+    return col
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -113,8 +113,8 @@ def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:
         nan = np.isnan(x)
         x = np.where(x == 0.0, 0.0, x)
         v = np.where(nan, 0.0, x)
-        uniq, inv = _sorted_codes(v)
-        if coarse or uniq.size > EXACT_BINS:
+        uniq, inv = (None, None) if coarse else _sorted_codes(v)  # a coarse column needs no exact pass
+        if uniq is None or inv is None or uniq.size > EXACT_BINS:
             uniq, inv = _sorted_codes(coarse_number(v))
             keys: list[Key] = [("n", int(u)) for u in uniq]
         else:

@@ -32,7 +32,7 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..data.rowhash import (
-    column_hash,
+    batch_column_hash,
     compact_sets,
     count_distinct,
     row_hashes,
@@ -134,7 +134,7 @@ class FeedbackScreen(FoldCheck):
         row: dict[str, np.ndarray] = {}
         for col in self.features:
             arr = rb.column(col)
-            vh = column_hash(arr)
+            vh = batch_column_hash(rb, col)
             row[col] = vh[valid]
             self._count_values(st, split, col, arr, vh, valid, lab)
             if col in self.numeric:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
-from ..data.rowhash import column_hash, row_hashes
+from ..data.rowhash import batch_column_hash, row_hashes
 from .classcounts import ClassCounts, FullClasses
 from .detectors import snake
 from .kanon_risk import RANK, population_summary, strength
@@ -156,7 +156,7 @@ class KAnonymity(FoldCheck):
         st = state.setdefault(batch.split, self._fresh(batch.split))
         rb = batch.data
         st.rows += rb.num_rows
-        per_col = {q: column_hash(rb.column(q)) for q in qis}
+        per_col = {q: batch_column_hash(rb, q) for q in qis}
         hashed = pa.record_batch({q: pa.array(h) for q, h in per_col.items()})
         full = row_hashes(hashed, qis)
         st.full.add(full, np.column_stack([per_col[q] for q in qis]))
