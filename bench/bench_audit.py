@@ -94,9 +94,12 @@ def found_by_mlwarden(report: dict, truth: dict) -> list[str]:
         "temporal_leakage": "training rows" in text.get("data.leakage.temporal", ""),
         "target_leakage": "decision_code" in text.get("data.leakage.target", ""),
         "pii": "email" in text.get("data.privacy.pii", ""),
-        # a low "within label noise" finding is not finding the flipped cell: it must be named
-        "label_flip_region": any(f["severity"] in ("medium", "high", "critical") and f["evidence"].get("concentrated")
-                                 for f in by_check.get("data.poisoning.label_issues", ())),
+        # a low "within label noise" finding is not finding the flipped cell: a slice of it must be named
+        "label_flip_region": any(
+            f["severity"] in ("medium", "high", "critical")
+            and any(s["slice"] in ("region = west", "purpose = medical")
+                    for s in (f["evidence"].get("concentrated") or []) + (f["evidence"].get("noisy") or []))
+            for f in by_check.get("data.poisoning.label_issues", ())),
         "conflicting_labels": "data.poisoning.conflicting_labels" in by_check,
         "poisoned_feedback": "promo_code_len" in text.get("data.poisoning.feedback", ""),
         "out_of_range": "age" in text.get("data.quality.out_of_range", ""),

@@ -67,3 +67,40 @@ def test_one_class_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("name: x\ndata:\n  train: d/t.parquet\n  label: y\n")
     r = result(tmp_path / "s.yaml")
     assert r.status == "skipped" and r.message == "fewer than two classes with at least 5 rows"
+
+
+def _flipped_cell_table(tmp_path: Path, flip: float) -> Path:
+    """Labels decided by the features (a score threshold), except that ``flip`` of one
+    region × purpose cell has its label flipped: the bench's planted flaw, at 12,000 rows."""
+    rng = np.random.default_rng(11)
+    n = 12_000
+    region = rng.choice(["north", "south", "east", "west"], n)
+    purpose = rng.choice(["car", "home", "medical", "study"], n)
+    score = rng.normal(0, 1, n)
+    income = rng.gamma(3, 10, n)
+    label = np.where(score + 0.02 * income > 0.6, "yes", "no")
+    cell = (region == "west") & (purpose == "medical") & (rng.random(n) < flip)
+    label = np.where(cell, np.where(label == "yes", "no", "yes"), label)
+    (tmp_path / "d").mkdir()
+    pd.DataFrame({"region": region, "purpose": purpose, "score": score, "income": income,
+                  "y": label}).to_parquet(tmp_path / "d" / "t.parquet")
+    (tmp_path / "s.yaml").write_text("name: x\ndata:\n  train: d/t.parquet\n  label: y\n")
+    return tmp_path / "s.yaml"
+
+
+def test_a_flipped_cell_shows_as_label_noise_piled_in_its_slices(tmp_path: Path) -> None:
+    # the model learns the cell's 65/35 mix, so the flips are no confident errors and the noise
+    # null calls them noise; what gives them away is noise concentrated in one group
+    r = result(_flipped_cell_table(tmp_path, 0.35))
+    noisy = r.metrics["slices"]["noisy"]
+    assert {s["slice"] for s in noisy} & {"region = west", "purpose = medical"}
+    assert all(s["ratio"] >= 3 for s in noisy)
+    [f] = r.findings
+    assert f.severity is Severity.MEDIUM and "label noise piles up in" in f.title
+    assert f.evidence["noisy"] == noisy
+
+
+def test_without_the_flips_no_group_is_called_noisy(tmp_path: Path) -> None:
+    r = result(_flipped_cell_table(tmp_path, 0.0))
+    assert r.metrics["slices"]["noisy"] == []
+    assert all(f.severity is Severity.LOW for f in r.findings)

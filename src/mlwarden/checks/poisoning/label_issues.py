@@ -176,9 +176,11 @@ class LabelIssues(FoldCheck):
         ids = _ids(table, self.spec.data.id)
         pred = _oof_probabilities(x, y, used)
         issue = confident_issues(y, pred)
-        null = simulate(int(issue.sum()), pred, calibrate(pred, y, folds(y)), seed=SEED)
+        calibrated = calibrate(pred, y, folds(y))
+        null = simulate(int(issue.sum()), pred, calibrated, seed=SEED)
         dims = _dimensions(table, x, used, categories, self.spec.data.time)
         slices = label_scan.scan(issue, null.row_rate, dims)
+        slices["noisy"] = label_scan.noise_concentration(1.0 - calibrated.max(axis=1), dims)
 
         found = np.flatnonzero(issue)
         suggested = pred.argmax(axis=1)
@@ -196,6 +198,10 @@ class LabelIssues(FoldCheck):
         for s in slices["concentrated"]:
             d = next(d for d in dims if d.name == s["dimension"])
             s["sample"] = rows_of(ranked[d.codes[ranked] == d.labels.index(s["slice"])])
+        for s in slices["noisy"]:  # the group's rows least sure of their own label: the flips, if any
+            d = next(d for d in dims if d.name == s["dimension"])
+            inside = np.flatnonzero(d.codes == d.labels.index(s["slice"]))
+            s["sample"] = rows_of(inside[np.lexsort((inside, np.round(conf[inside], 6)))])
         excess = issues - null.expected
         metrics: dict[str, Any] = {
             "rows_total": state.rows, "rows_used": n, "sampled": bool(sampled),
@@ -216,7 +222,7 @@ class LabelIssues(FoldCheck):
             "class_pairs": dict(sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))),
             "sample": rows_of(ranked),
         }
-        findings = [self._finding(metrics)] if issues else []
+        findings = [self._finding(metrics)] if issues or slices["noisy"] else []
         return Outcome(findings=findings, metrics=metrics,
                        charts=[Chart(title="Suspected label issues by class pair", labels=tuple(pairs),
                                      values=tuple(float(v) for v in pairs.values()))] if pairs else [])
@@ -229,8 +235,9 @@ class LabelIssues(FoldCheck):
         top = ", ".join(f"{k}: {v}" for k, v in list(m["class_pairs"].items())[:3])
         expected = (f"{null['expected']:.0f} (95 % {null['interval_95'][0]:.0f}–{null['interval_95'][1]:.0f}) "
                     "expected from label noise")
-        hot = m["slices"]["concentrated"]
-        sample = hot[0]["sample"] if hot else m["sample"]
+        hot, noisy = m["slices"]["concentrated"], m["slices"]["noisy"]
+        sample = hot[0]["sample"] if hot else noisy[0]["sample"] if noisy and severity is not Severity.LOW \
+            else m["sample"]
         return self.finding(
             key=("train",), severity=severity,
             title=f"{m['issues']} training rows ({m['share']:.2%}) look mislabelled{of}; {expected}{verdict}",
@@ -246,7 +253,7 @@ class LabelIssues(FoldCheck):
                          "retrain without confirmed bad labels."),
             evidence={"issues": m["issues"], "rows_used": m["rows_used"], "rows_total": m["rows_total"],
                       "sampled": m["sampled"], "share": m["share"], "noise_null": null,
-                      "concentrated": hot, "class_pairs": m["class_pairs"],
+                      "concentrated": hot, "noisy": noisy, "class_pairs": m["class_pairs"],
                       "sample": sample, "id_column": self.spec.data.id or "(row number)"},
             location=Location(artifact=self.spec.display(self.sources.datasets["train"].uri),
                               rows=tuple(s["id"] for s in sample)),
@@ -269,6 +276,10 @@ def _judge(m: dict[str, Any]) -> tuple[Severity, str]:
     if sizable:
         s = sizable[0]
         return Severity.MEDIUM, f"; more than expected in {s['slice']} (q = {s['q_value']:.2g})"
+    if sl.get("noisy"):
+        s = sl["noisy"][0]
+        return Severity.MEDIUM, (f"; label noise piles up in {s['slice']} ({s['noise']:.1%} expected disagreement "
+                                 f"vs {s['noise_elsewhere']:.1%} elsewhere, {s['ratio']:.1f}×)")
     return Severity.LOW, ""
 
 
@@ -281,11 +292,19 @@ def _excess_text(null: dict[str, Any]) -> str:
 
 def _slices_text(sl: dict[str, Any]) -> str:
     if not sl["significant"]:
-        return (f"No slice of the {sl['slices_tested']} tested (feature values and deciles, time and row-order "
+        text = (f"No slice of the {sl['slices_tested']} tested (feature values and deciles, time and row-order "
                 "windows) has more issues than the null predicts.")
-    s = sl["significant"][0]
-    return (f"The slice most above the null is {s['slice']}: {s['observed']} issues where {s['expected']:.0f} "
-            f"are expected ({s['ratio']:.2f}×, q = {s['q_value']:.2g}, {sl['slices_tested']} slices tested).")
+    else:
+        s = sl["significant"][0]
+        text = (f"The slice most above the null is {s['slice']}: {s['observed']} issues where {s['expected']:.0f} "
+                f"are expected ({s['ratio']:.2f}×, q = {s['q_value']:.2g}, {sl['slices_tested']} slices tested).")
+    for s in sl.get("noisy", [])[:1]:
+        text += (f" Label noise piles up in {s['slice']}: its rows disagree with their likeliest class "
+                 f"{s['noise']:.1%} of the time against {s['noise_elsewhere']:.1%} elsewhere ({s['ratio']:.1f}×, "
+                 f"{s['rows']} rows) — a cell of flipped labels looks like this (the model learns the mix and "
+                 "calls the flips noise), as does a group the features do not decide; compare its labels "
+                 "with held-out ones.")
+    return text
 
 
 def _dimensions(table: pa.Table, x: np.ndarray, used: list[str], categories: dict[str, list[str]],

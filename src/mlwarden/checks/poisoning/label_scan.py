@@ -27,6 +27,8 @@ Q_CONCENTRATED = 0.001
 MIN_RATIO = 1.25
 MIN_EXCESS_SHARE = 0.005  # of all rows: slices whose excess is too small to matter are noted, not alarmed
 MIN_EXCESS_ROWS = 10
+NOISE_RATIO = 3.0  # a group's expected label disagreement against the rest's
+NOISE_Z = 5.0
 _MEDIAN_CHI2_1 = 0.454936  # median of chi-square with one degree of freedom
 
 
@@ -37,13 +39,14 @@ class Dimension:
     name: str
     codes: np.ndarray
     labels: tuple[str, ...]
+    categorical: bool = False
 
 
 def categorical(name: str, values: np.ndarray, names: list[str]) -> Dimension:
     """Slices by category code (NaN: missing) of a column coded by ``names``."""
     missing = np.isnan(values)
     codes = np.where(missing, len(names), np.nan_to_num(values, nan=0)).astype(np.int64)
-    return Dimension(name, codes, tuple(f"{name} = {v}" for v in names) + (f"{name} missing",))
+    return Dimension(name, codes, tuple(f"{name} = {v}" for v in names) + (f"{name} missing",), categorical=True)
 
 
 def quantiles(name: str, values: np.ndarray, show: Any = None) -> Dimension:
@@ -103,3 +106,39 @@ def scan(observed: np.ndarray, rate: np.ndarray, dims: list[Dimension]) -> dict[
                     if r["q_value"] < Q_CONCENTRATED and r["ratio"] >= MIN_RATIO and r["excess"] >= floor]
     return {"slices_tested": len(rows), "dispersion": round(dispersion, 4), "excess_floor": round(floor, 2),
             "significant": significant[:20], "concentrated": concentrated[:10]}
+
+
+def noise_concentration(noise: np.ndarray, dims: list[Dimension]) -> list[dict[str, Any]]:
+    """Categories whose rows carry far more label noise than the rest of the data.
+
+    ``noise[i]`` is row i's expected disagreement with its likeliest class under the calibrated
+    probabilities. A cell of flipped labels inside otherwise clean data does not make
+    confident-learning issues (the model learns the cell's mix and calls the flips noise, and
+    the noise null agrees): it shows as noise piled in one group. Flagged: at least
+    ``NOISE_RATIO`` times the rest's mean, ``NOISE_Z`` standard errors above it, and an
+    excess of at least ``MIN_EXCESS_SHARE`` of all rows. A group whose outcome the features
+    simply do not decide looks the same from the training data alone.
+    """
+    n = noise.size
+    floor = max(MIN_EXCESS_ROWS, MIN_EXCESS_SHARE * n)
+    out: list[dict[str, Any]] = []
+    for d in dims:
+        if not d.categorical:
+            continue
+        m = len(d.labels)
+        size = np.bincount(d.codes, minlength=m)
+        total = np.bincount(d.codes, weights=noise, minlength=m)
+        squares = np.bincount(d.codes, weights=noise * noise, minlength=m)
+        for c in np.flatnonzero((size >= 30) & (size < n)):
+            rest_n = n - size[c]
+            mean, rest = total[c] / size[c], (noise.sum() - total[c]) / rest_n
+            var = max(squares[c] / size[c] - mean * mean, 0.0)
+            rest_var = max((np.dot(noise, noise) - squares[c]) / rest_n - rest * rest, 0.0)
+            z = (mean - rest) / np.sqrt(max(var / size[c] + rest_var / rest_n, 1e-18))
+            excess = (mean - rest) * size[c]
+            if mean >= NOISE_RATIO * rest and z >= NOISE_Z and excess >= floor:
+                out.append({"slice": d.labels[c], "dimension": d.name, "rows": int(size[c]),
+                            "noise": round(float(mean), 4), "noise_elsewhere": round(float(rest), 4),
+                            "ratio": round(float(mean / max(rest, 1e-12)), 2), "z": round(float(z), 1),
+                            "excess_rows": round(float(excess), 1)})
+    return sorted(out, key=lambda r: (-r["excess_rows"], r["slice"]))[:10]
