@@ -152,3 +152,20 @@ def test_skips_without_shared_columns_or_eval_split(tmp_path: Path) -> None:
     result = _run(_write(tmp_path / "b", pd.DataFrame({"a": [1.0]})))
     assert result.status == "skipped" and result.message == (
         "needs data.test, data.production or data.feedback in the spec")
+
+
+def test_null_markers_compare_the_same_from_csv_and_parquet(tmp_path: Path) -> None:
+    """Train as parquet keeps "n/a" and "" as strings; feedback as CSV reads them as nulls. The
+    same data must not look drifted because of the container."""
+    rng = np.random.default_rng(5)
+
+    def frame(n: int) -> pd.DataFrame:
+        job = rng.choice(["clerk", "nurse", "driver", "n/a", ""], n, p=[0.3, 0.3, 0.2, 0.15, 0.05])
+        return pd.DataFrame({"job": job, "x": rng.normal(size=n)})
+
+    spec = _write(tmp_path, frame(20_000))
+    frame(20_000).to_csv(tmp_path / "data" / "feedback.csv", index=False)
+    spec.write_text(spec.read_text() + "  feedback: data/feedback.csv\n", encoding="utf-8")
+    result = _run(spec)
+    assert result.status != "error", result.message
+    assert not [f for f in result.findings if "job" in f.title], [f.title for f in result.findings]

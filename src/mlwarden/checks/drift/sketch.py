@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 EXACT_DISTINCT = 20_000
 MAX_BUCKETS = 8_192
@@ -251,8 +252,15 @@ class CategorySketch:
         return self.decremented == 0
 
 
+NULL_TOKENS = frozenset(pacsv.ConvertOptions().null_values)
+"""The strings Arrow's CSV reader reads as null ("", "NA", "n/a", "NULL", "NaN" …). A text column
+read from parquet keeps them as values; counted as ``MISSING`` here too, the same data compares
+the same whether a split is a CSV file or a parquet file (a CSV split against a parquet train
+raised a high drift finding for the null marker alone)."""
+
+
 def category_counts(arr: pa.Array | pa.ChunkedArray) -> dict[str, int]:
-    """Value → count of one batch's column, as strings (nulls and "" as ``MISSING``)."""
+    """Value → count of one batch's column, as strings (nulls, blanks and :data:`NULL_TOKENS` as ``MISSING``)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
@@ -262,7 +270,7 @@ def category_counts(arr: pa.Array | pa.ChunkedArray) -> dict[str, int]:
     vc = pc.value_counts(arr)
     out: dict[str, int] = {}
     for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
-        key = MISSING if v is None or v == "" else v
+        key = MISSING if v is None or v in NULL_TOKENS or not v.strip() else v
         out[key] = out.get(key, 0) + c
     return out
 
