@@ -112,6 +112,11 @@ class Pii(FoldCheck):
                 if not pa.types.is_dictionary(arr.type) and not pa.types.is_large_string(arr.type) \
                         and not pa.types.is_string(arr.type):
                     arr = arr.cast(pa.large_string())
+                if not pa.types.is_dictionary(arr.type):
+                    # a column with few distinct values is scanned value by value, not row by row
+                    enc = arr.dictionary_encode()
+                    if len(enc.dictionary) * 4 <= len(arr):
+                        arr = enc
                 found = scan_strings(arr, ssn_column=is_ssn_column(col), name_column=is_name_column(col))
             for pii, hits in found.items():
                 entry = state["hits"].setdefault((split, col, pii), {"rows": 0, "matches": 0, "samples": []})
