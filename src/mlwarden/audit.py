@@ -14,7 +14,7 @@ from typing import cast
 
 from . import __version__
 from .engine import make_engine
-from .engine.base import Failed, Folded
+from .engine.base import Failed, Folded, single_threaded
 from .errors import MlwardenError, SpecError
 from .findings import CheckResult, Report, Severity, Target
 from .registry import STAGES, AuditContext, Check, FoldCheck, Outcome, Skip, Sources, plan
@@ -88,19 +88,10 @@ def _finish_folds(checks: Sequence[FoldCheck], ctx: AuditContext, folded: dict[s
         return [_finish(c, ctx, folded.get(c.id)) for c in checks]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlwarden-finalize")
     try:
-        futures = [pool.submit(_finish_one_thread, c, ctx, folded.get(c.id)) for c in checks]
+        futures = [pool.submit(single_threaded, _finish, c, ctx, folded.get(c.id)) for c in checks]
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _finish_one_thread(check: Check, ctx: AuditContext, folded: Folded | None) -> CheckResult:
-    # a core each: OpenMP's default of one thread per core, times the finalizers running side
-    # by side, oversubscribes the cores (boosting fits measured 7x slower so on 2 busy cores)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return _finish(check, ctx, folded)
 
 
 def _finish(check: Check, ctx: AuditContext, folded: Folded | None) -> CheckResult:

@@ -76,6 +76,17 @@ def merge_states(checks: Sequence[FoldCheck], parts: Iterable[dict[str, Folded]]
     return merged
 
 
+def single_threaded(fn: Callable[..., R], *args: object) -> R:
+    """``fn(*args)`` with one OpenMP/BLAS thread: for work run side by side in threads (an engine's
+    ``map``, the audit's finalizers), where each library's default of a thread per core, times the
+    tasks, oversubscribes the cores (boosting fits measured 7-13x slower so on 2 cores). OpenMP's
+    thread count is per calling thread: the limit is set in the thread that does the work."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return fn(*args)
+
+
 def _columns(checks: Sequence[FoldCheck], split: str) -> list[str] | None:
     wanted: set[str] = set()
     for c in checks:

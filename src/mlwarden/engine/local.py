@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from ..registry import FoldCheck
 from ..sources.datasets import Partition
-from .base import Engine, Folded, fold_partition, merge_states
+from .base import Engine, Folded, fold_partition, merge_states, single_threaded
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,7 +48,7 @@ class LocalEngine(Engine):
         if len(items) <= 1 or self.workers == 1:
             return [fn(i) for i in items]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(functools.partial(_single_threaded, fn), items))
+            return list(pool.map(functools.partial(single_threaded, fn), items))
 
     def _processes(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -76,14 +76,6 @@ class LocalEngine(Engine):
                     w.kill()
         else:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _single_threaded(fn: Callable[[T], R], item: T) -> R:
-    # OpenMP's thread count is per calling thread: the limit must be set in the worker thread.
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return fn(item)
 
 
 def _ignore_interrupts() -> None:

@@ -19,7 +19,7 @@ from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..common import py, shared_columns
 from .keyruns import Columns, KeyRuns, spilled
-from .rowhash import row_hashes, sorted_unique
+from .rowhash import in_sorted, row_hashes, sorted_unique
 
 SAMPLE_IDS = 20
 
@@ -141,7 +141,7 @@ class ExactDuplicates(FoldCheck):
                 c = state.rows[split].bucket(b) if split in state.rows else None
                 if c is None:
                     continue
-                hit = _member(c["key"], train)
+                hit = in_sorted(c["key"], train)
                 t = tally[split]
                 t.rows += int(hit.size)
                 t.hits += int(hit.sum())
@@ -183,13 +183,4 @@ class ExactDuplicates(FoldCheck):
                       "sample_row_ids": sample, "id_column": self.spec.data.id or "(row number)"},
             location=Location(artifact=uri, rows=tuple(sample)),
         )
-
-
-def _member(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
-    """``np.isin`` for a sorted, unique haystack, without isin's temporary copies."""
-    if not sorted_unique.size:
-        return np.zeros(values.size, dtype=bool)
-    i = np.searchsorted(sorted_unique, values)
-    i[i == sorted_unique.size] = 0
-    return sorted_unique[i] == values
 
