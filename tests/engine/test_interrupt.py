@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 # Force the process pool on small data: partitions of 2,000 rows, no in-process shortcut.
 _RUN = ("import sys; from mlwarden.engine import local; from mlwarden.sources import datasets;"
@@ -23,7 +24,10 @@ def _group(pgid: int) -> list[str]:
     return subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
 
 
-def test_interrupt_stops_every_worker_quietly(tmp_path: Path) -> None:
+# Ctrl-C early in the fold, while workers send their states back (a worker stopped mid-send
+# once left the pool's manager thread waiting forever: the audit hung at exit), and later.
+@pytest.mark.parametrize("after_s", [0.5, 1.5, 3.0])
+def test_interrupt_stops_every_worker_quietly(tmp_path: Path, after_s: float) -> None:
     rng = np.random.default_rng(0)
     n = 300_000
     table = pa.table({**{f"f{i}": rng.normal(size=n) for i in range(6)},
@@ -39,7 +43,7 @@ def test_interrupt_stops_every_worker_quietly(tmp_path: Path) -> None:
             time.sleep(0.1)  # wait until the pool's workers run (main + forkserver + workers)
         assert proc.poll() is None, "the audit ended before the pool started; make the data larger"
         assert len(_group(proc.pid)) >= 3
-        time.sleep(0.5)
+        time.sleep(after_s)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
         _, err = proc.communicate(timeout=60)
     finally:

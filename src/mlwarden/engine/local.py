@@ -7,12 +7,13 @@ one batch per worker plus the checks' states. Small jobs (one partition, or unde
 
 from __future__ import annotations
 
+import collections
 import functools
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
 
 from ..registry import FoldCheck
@@ -38,7 +39,7 @@ class LocalEngine(Engine):
         if self.workers == 1 or len(partitions) <= 1 or small:
             return merge_states(checks, (fold_partition(checks, p) for p in partitions))
         pool = self._processes()
-        return merge_states(checks, pool.map(fold_partition, [checks] * len(partitions), partitions))
+        return merge_states(checks, _in_order([pool.submit(fold_partition, checks, p) for p in partitions]))
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         # Threads: map carries requests, file hashing and model refits, whose numeric cores
@@ -66,7 +67,11 @@ class LocalEngine(Engine):
             # Ctrl-C or a failure: the workers' results are not wanted; stop them now rather
             # than let them finish their partitions (or outlive this process).
             workers = list((getattr(pool, "_processes", None) or {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
+            results = getattr(pool, "_result_queue", None)
+            manager = getattr(pool, "_executor_manager_thread", None)
+            # Pending futures are left to fail as the pool breaks: cancelling them here would
+            # race the pool's manager thread, which then fails setting their error.
+            pool.shutdown(wait=False)
             for w in workers:
                 if w.is_alive():
                     w.terminate()
@@ -74,8 +79,28 @@ class LocalEngine(Engine):
                 w.join(timeout=5)
                 if w.is_alive():
                     w.kill()
+                    w.join(timeout=5)
+            # A worker stopped while it was sending a state leaves the pool's manager thread
+            # reading the rest of that message forever, and the interpreter joins that thread
+            # at exit: the audit hung after Ctrl-C. The dead workers held the other write ends
+            # of the result pipe; closing ours turns the wait into an end of file, which the
+            # manager handles as a broken pool and returns.
+            if results is not None:
+                results._writer.close()
+            if manager is not None:
+                manager.join(timeout=10)
         else:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(futures: list[Future[R]]) -> Iterator[R]:
+    """The futures' results in order, each let go once yielded (the main process holds one
+    partial state at a time). Unlike ``Executor.map`` it does not cancel what is left when the
+    consumer stops: ``close(abort=True)`` stops the pool as a whole."""
+    pending = collections.deque(futures)
+    futures.clear()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _ignore_interrupts() -> None:
