@@ -9,6 +9,8 @@ Rules (``endpoint.disclosure.*``):
 * ``probabilities`` — inference returns a full probability vector per row (by default, or to
   anyone who asks for a probability output by name). Full vectors make extraction and
   membership inference far cheaper than labels. **medium**; **low** when rounded to ≤ 2 decimals.
+  A request that gets no answer (dropped, timed out) is asked once more; if it still gets none,
+  the metrics say ``inconclusive``, never ``not exposed``.
 * ``training_metadata`` — model metadata reveals how the model was trained: data locations,
   metrics, hyperparameters, authors, source paths. **medium**.
 * ``cors_credentials`` — a browser on any origin may call the endpoint with the user's
@@ -115,6 +117,9 @@ def _banners(s: ProbeSession, out: FamilyResult) -> None:
             banners=seen))
 
 
+_NO_ANSWER = ("hang", "dropped")
+
+
 def _probabilities(s: ProbeSession, out: FamilyResult) -> None:
     ex, why = working_example(s)
     if ex is None:
@@ -124,10 +129,15 @@ def _probabilities(s: ProbeSession, out: FamilyResult) -> None:
     first = s.cache.get("example_reply")
     found = _proba_in(outputs_of(s, first)) if first is not None else None
     how = "by default"
+    unanswered: list[str] = []
     if found is None:
         for name in PROBA_OUTPUTS:
             r = infer(s, ex, outputs=[name])
-            tried.append(f"{name}:{r.status}")
+            if r.outcome in _NO_ANSWER:  # a dropped keep-alive or a busy server is no answer: ask again
+                r = infer(s, ex, outputs=[name])
+            tried.append(f"{name}:{r.status or r.outcome}")
+            if r.outcome in _NO_ANSWER:
+                unanswered.append(name)
             if r.outcome == "ok":
                 found = _proba_in(outputs_of(s, r))
                 if found is not None:
@@ -135,7 +145,9 @@ def _probabilities(s: ProbeSession, out: FamilyResult) -> None:
                     break
     out.metrics["probability_outputs_tried"] = tried
     if found is None:
-        out.metrics["probabilities"] = "not exposed"
+        # "not exposed" only when every request was answered: a timeout says nothing either way
+        out.metrics["probabilities"] = (f"inconclusive: no answer when asking for {', '.join(unanswered)}"
+                                        if unanswered else "not exposed")
         return
     name, arr = found
     decimals = _decimals(arr)
