@@ -97,6 +97,14 @@ def test_lazy_loading_imports_only_the_modules_a_glob_needs() -> None:
     assert _check_modules(mods) == {"data.leakage"}
 
 
+def test_planning_every_check_imports_no_heavy_library() -> None:
+    # every audit imports all applicable check modules before it folds: scipy.stats,
+    # scipy.optimize and scikit-learn (0.3-1.4 s each, cold) are imported where they are used
+    mods = _in_fresh_process("from mlwarden.registry import all_checks\nassert len(all_checks()) > 50")
+    heavy = {"scipy.stats", "scipy.optimize", "scipy.sparse", "sklearn", "torch"}
+    assert heavy.isdisjoint(mods), sorted(heavy & set(mods))
+
+
 def test_manifest_imports_no_check() -> None:
     mods = _in_fresh_process("import mlwarden.manifest, mlwarden.manifest.rows, mlwarden.manifest.signing\n"
                              "from mlwarden.registry import REGISTRY\nassert not REGISTRY, REGISTRY")

@@ -20,8 +20,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import LinearConstraint, milp
 
 from .trees_grid import Grid
 from .trees_read import Ensemble
@@ -136,6 +134,9 @@ def solve(ens: Ensemble, grid: Grid, target: bool, upper: float, *, time_limit: 
     cost[:nz] = [grid.units[u].cost[o] for u, o in zcol]
     if math.isfinite(upper):
         add(np.arange(nz), cost[:nz], -np.inf, upper + 1e-9)
+    from scipy import sparse  # imported when a tree is attacked, not by every audit that lists the check
+    from scipy.optimize import LinearConstraint, milp
+
     A = sparse.csr_matrix((vals, (rows, cols)), shape=(len(lb), nv))
     integrality = np.r_[np.ones(nz), np.zeros(len(ynode))]
     res = milp(cost, integrality=integrality, bounds=(0, 1), constraints=LinearConstraint(A, lb, ub),
