@@ -104,3 +104,31 @@ def test_without_the_flips_no_group_is_called_noisy(tmp_path: Path) -> None:
     r = result(_flipped_cell_table(tmp_path, 0.0))
     assert r.metrics["slices"]["noisy"] == []
     assert all(f.severity is Severity.LOW for f in r.findings)
+
+
+def test_a_partitions_sample_travels_as_at_most_k_rows(planted) -> None:
+    # a worker's state is pickled to the main process: it must carry the bottom k rows only,
+    # not the up to 2k pending between compactions, nor the whole buffers a slice points into
+    import pickle
+
+    import pyarrow as pa
+
+    from mlwarden.audit import open_sources
+    from mlwarden.spec import load_spec
+
+    spec = load_spec(planted.spec)
+    sources = open_sources(spec)
+    check = label_issues.LabelIssues(spec, sources)
+    check.sample_rows = 1000  # one 1,512-row batch: under 2k, so nothing is compacted yet
+    state = check.init()
+    for part in sources.datasets["train"].partitions:
+        for batch in datasets.iter_batches(part, check.columns("train")):
+            state = check.update(state, batch)
+    assert state.pending > 1000
+    everything = pa.concat_tables(state.parts)
+    order = np.argsort(everything.column(label_issues._PRIO).to_numpy(), kind="stable")[:1000]
+    compact = everything.take(order)
+    back = pickle.loads(pickle.dumps(state, protocol=5))
+    assert [p.num_rows for p in back.parts] == [1000]
+    assert back.parts[0].column(label_issues._ORD).to_pylist() == compact.column(label_issues._ORD).to_pylist()
+    assert len(pickle.dumps(state, protocol=5)) < len(pickle.dumps(compact, protocol=5)) + 4096

@@ -56,12 +56,21 @@ class SampleState:
     rows: int = 0
     pending: int = 0
     cutoff: np.uint64 | None = None  # largest priority in a full bottom-k: what an update may add
+    k: int = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker's state goes to the main process as a pickle: up to 2k rows are pending
+        # between compactions, and only the bottom k can ever be in the sample.
+        if self.k and self.pending > self.k:
+            self.parts = [_bottom_k(self.parts, self.k)]
+            self.pending = self.parts[0].num_rows
+        return self.__dict__
 
 
 def _bottom_k(parts: list[pa.Table], k: int) -> pa.Table:
     t = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
-    t = t.sort_by(_PRIO)
-    return t.slice(0, k)
+    # take, not sort and slice: a slice pickles with its whole buffers (2k rows sent for k)
+    return t.take(pc.sort_indices(t, sort_keys=[(_PRIO, "ascending")])[:k])
 
 
 @register
@@ -120,7 +129,7 @@ class LabelIssues(FoldCheck):
         return sorted(set(self.features) | {label} | extra)
 
     def init(self) -> SampleState:
-        return SampleState()
+        return SampleState(k=self.sample_rows)
 
     def update(self, state: SampleState, batch: Batch) -> SampleState:
         rb = batch.data
