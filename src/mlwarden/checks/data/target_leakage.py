@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
-from .rowhash import _mix, column_hash
+from .rowhash import _mix, batch_column_hash, column_hash
 
 CAP = 10_000
 MAX_CLASSES = 50
@@ -73,13 +74,15 @@ def _rekey(t: Table, level: int) -> np.ndarray:
 
 
 def _unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(keys, return_inverse=True)`` by an unstable sort (about twice as fast)."""
-    order = np.argsort(keys)
-    ks = keys[order]
-    new = np.r_[True, ks[1:] != ks[:-1]] if ks.size else np.empty(0, bool)
-    inv = np.empty(keys.size, np.int64)
-    inv[order] = np.cumsum(new) - 1
-    return ks[new], inv
+    """``np.unique(keys, return_inverse=True)``: hash the keys (O(n)), sort only the distinct ones.
+
+    Most columns have few distinct keys per batch (categories, or values already coarsened
+    to the table's level), where this is 3-10x faster than sorting the whole batch."""
+    codes, uniq = pd.factorize(keys)
+    order = np.argsort(uniq)
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    return uniq[order], rank[codes]
 
 
 def _group(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,13 +216,16 @@ class TargetLeakage(FoldCheck):
                 ).astype(np.int64)[ok]
         L = len(labels)
         for name, kind in self.kinds.items():
-            arr = rb.column(name).filter(pa.array(ok))
-            keys = self._keys(arr, kind)
+            prev = state.tables.get(name, Table(kind=kind, counts=np.zeros((0, L, 2), np.int64)))
+            # keys coarsened to the table's level first: combine would do it after counting, and
+            # a continuous column's batch has ~one distinct exact value a row but few binned ones
+            # a category's key is its value hash, shared with the other checks through the batch memo
+            raw = batch_column_hash(rb, name) if kind == "cat" else self._keys(rb.column(name), kind)
+            keys = _rekey(Table(kind=kind, keys=raw if ok.all() else raw[ok]), prev.level)
             u, inv = _unique_inverse(keys)
             flat = (inv * L + y) * 2 + half
             counts = np.bincount(flat, minlength=u.size * L * 2).reshape(u.size, L, 2).astype(np.int64)
-            mine = Table(kind=kind, keys=u, counts=counts)
-            prev = state.tables.get(name, Table(kind=kind, counts=np.zeros((0, L, 2), np.int64)))
+            mine = Table(kind=kind, level=prev.level, keys=u, counts=counts)
             state.tables[name] = combine(prev, mine)
         return state
 
