@@ -11,7 +11,7 @@ import pytest
 
 from mlwarden.audit import run_audit
 from mlwarden.checks.fairness import proxies
-from mlwarden.checks.fairness.bins import EXACT_BINS, merge_counts, table
+from mlwarden.checks.fairness.bins import EXACT_BINS, PairCounts, merge_counts, table
 from mlwarden.checks.fairness.proxies import leakage
 from mlwarden.sources import datasets
 from mlwarden.spec import load_spec
@@ -96,14 +96,14 @@ def test_sampling_is_reported_and_mergeable(planted: Path, monkeypatch: pytest.M
 
 
 def test_coarsening_is_the_same_whatever_the_merge_order() -> None:
-    def cell(values: range) -> dict:
-        return {(float(v), "a", 0): 1 for v in values}
+    def cell(values: range) -> PairCounts:
+        return PairCounts.from_dict({(float(v), "a", 0): 1 for v in values})
 
     half = EXACT_BINS // 2 + 10  # each side exact, the union past the cap
     a, ca = {("x", "g"): cell(range(half))}, set()
     b, cb = {("x", "g"): cell(range(half, 2 * half))}, set()
     merge_counts(a, ca, b, cb)
-    assert ca == {("x", "g")} and all(isinstance(k[0], tuple) for k in a[("x", "g")])
+    assert ca == {("x", "g")} and all(isinstance(k[0], tuple) for k in a[("x", "g")].to_dict())
     c, cc = {("x", "g"): cell(range(2 * half))}, set()
     from mlwarden.checks.fairness.bins import _settle
 

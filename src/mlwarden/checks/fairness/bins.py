@@ -17,6 +17,7 @@ duplicates always fall on the same side.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Any
 
@@ -72,8 +73,14 @@ def _coarse(key: Key) -> Key:
         return key
     if isinstance(key, float):
         return ("n", int(coarse_number(np.array([key]))[0]))
-    digest = hashlib.blake2b(str(key).encode("utf-8"), digest_size=8).digest()
-    return ("s", int.from_bytes(digest, "little") % HASH_BUCKETS)
+    return ("s", _bucket(str(key)))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _bucket(text: str) -> int:
+    # cached: every batch of a split meets the same codes, postcodes and names again
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % HASH_BUCKETS
 
 
 def column_kind(t: pa.DataType) -> str | None:
@@ -90,6 +97,17 @@ def column_kind(t: pa.DataType) -> str | None:
 
 def _sorted_codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(v, return_inverse=True)`` by hashing, then sorting only the distinct values."""
+    if v.dtype.kind == "i" and v.size:
+        lo = int(v.min())
+        span = int(v.max()) - lo + 1
+        if span <= max(v.size, 1 << 16):  # coarse bins span at most 2**16: a bincount, no hash nor sort
+            present = np.bincount(v - lo, minlength=span) > 0
+            return np.flatnonzero(present) + lo, (np.cumsum(present) - 1)[v - lo]
+    if v.dtype.kind == "f" and v.size and abs(float(v.min())) < 2**53 and float(v.max()) - float(v.min()) < 1 << 16:
+        whole = v.astype(np.int64)  # counts, codes, small integers stored as floats
+        if (whole == v).all():
+            uniq, inv = _sorted_codes(whole)
+            return uniq.astype(np.float64), inv
     codes, uniq = pd.factorize(v)
     order = np.argsort(uniq, kind="stable")
     rank = np.empty(order.size, np.int64)
@@ -116,23 +134,93 @@ def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:
         uniq, inv = (None, None) if coarse else _sorted_codes(v)  # a coarse column needs no exact pass
         if uniq is None or inv is None or uniq.size > EXACT_BINS:
             uniq, inv = _sorted_codes(coarse_number(v))
-            keys: list[Key] = [("n", int(u)) for u in uniq]
+            keys: list[Key] = [("n", u) for u in uniq.tolist()]
         else:
             keys = [float(u) for u in uniq]
         keys.append(None)
         return keys, np.where(nan, len(keys) - 1, inv)
-    text = col if kind == "text" else pc.cast(col, pa.string())
-    text = pc.if_else(pc.equal(pc.utf8_trim_whitespace(text), ""), pa.scalar(None, text.type), text)
-    enc = pc.dictionary_encode(text)
-    values = [str(v) for v in enc.dictionary.to_pylist()]
-    idx = enc.indices
-    codes = np.asarray(idx.fill_null(len(values)).to_numpy(zero_copy_only=False), dtype=np.int64)
-    keys = [_coarse(v) for v in values] if (coarse or len(values) > EXACT_BINS) else list(values)
+    enc = pc.dictionary_encode(col if kind == "text" else pc.cast(col, pa.string()))
+    # blank text is missing: found among the distinct values, not the rows
+    blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False), bool)
+    values = [str(v) for v, b in zip(enc.dictionary.to_pylist(), blank.tolist()) if not b]
+    slot = np.where(blank, len(values), np.cumsum(~blank) - 1).astype(np.int64)
+    idx = np.asarray(enc.indices.fill_null(blank.size).to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = np.append(slot, len(values))[idx]
+    if coarse or len(values) > EXACT_BINS:
+        # one key per bucket, not per value: the counts then add up without a per-value pass
+        buckets, inv = np.unique(np.fromiter(map(_bucket, values), np.int64, len(values)), return_inverse=True)
+        keys = [("s", b) for b in buckets.tolist()]
+        codes = np.append(inv.reshape(-1), len(keys))[codes]
+    else:
+        keys = list(values)
     keys.append(None)
     return keys, codes
 
 
-def add_batch(counts: dict[tuple[str, str], Counts], coarse: set[tuple[str, str]], rb: pa.RecordBatch,
+class PairCounts:
+    """The counts of one (feature, attribute) pair: ``n[key, group, half]``.
+
+    Keys and groups enter their vocabularies (dicts, in order of first count) only when
+    they get a non-zero count, so every row and column of ``n`` is non-zero — as in the
+    :data:`Counts` dict, whose cells this holds densely. A batch touches the vocabularies
+    once per distinct key and group, never once per cell.
+    """
+
+    def __init__(self) -> None:
+        self.keys: dict[Key, int] = {}
+        self.groups: dict[str, int] = {}
+        self.n = np.zeros((0, 0, 2), np.int64)
+
+    def add(self, keys: list[Key], groups: list[str], n: np.ndarray) -> None:
+        """Add ``n[i, j, half]`` rows of ``keys[i]`` in ``groups[j]`` (keys may repeat: coarse bins)."""
+        ki = np.flatnonzero(n.any(axis=(1, 2)))
+        gi = np.flatnonzero(n.any(axis=(0, 2)))
+        kv = _index(self.keys, [keys[i] for i in ki.tolist()])
+        gv = _index(self.groups, [groups[j] for j in gi.tolist()])
+        if self.n.shape[:2] != (len(self.keys), len(self.groups)):
+            grown = np.zeros((len(self.keys), len(self.groups), 2), np.int64)
+            grown[: self.n.shape[0], : self.n.shape[1]] = self.n
+            self.n = grown
+        part = n[np.ix_(ki, gi)]
+        if np.unique(kv).size == kv.size:
+            self.n[np.ix_(kv, gv)] += part
+        else:  # several of the given keys fall into one bin
+            np.add.at(self.n, (kv[:, None], gv[None, :]), part)
+
+    def distinct(self) -> int:
+        """Distinct keys besides missing: what the coarsening limit counts."""
+        return len(self.keys) - (None in self.keys)
+
+    def coarsened(self) -> PairCounts:
+        out = PairCounts()
+        out.add([_coarse(k) for k in self.keys], list(self.groups), self.n)
+        return out
+
+    def to_dict(self) -> Counts:
+        k, g = list(self.keys), list(self.groups)
+        i, j, h = (x.tolist() for x in np.nonzero(self.n))
+        return {(k[a], g[b], c): int(n) for a, b, c, n in zip(i, j, h, self.n[i, j, h].tolist())}
+
+    @classmethod
+    def from_dict(cls, cell: Counts) -> PairCounts:
+        out = cls()
+        for (key, g, h), c in cell.items():
+            n = np.zeros((1, 1, 2), np.int64)
+            n[0, 0, h] = c
+            out.add([key], [g], n)
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PairCounts) and self.to_dict() == other.to_dict()
+
+
+def _index(vocab: dict, items: list) -> np.ndarray:
+    """Each item's index in ``vocab``, adding the new ones at the end."""
+    # len(vocab) is read before setdefault inserts, so a new item gets the next index
+    return np.fromiter((vocab.setdefault(x, len(vocab)) for x in items), np.int64, len(items))
+
+
+def add_batch(counts: dict[tuple[str, str], PairCounts], coarse: set[tuple[str, str]], rb: pa.RecordBatch,
               features: list[str], attrs: list[str], half: np.ndarray) -> None:
     """Fold one batch's (bin, group, half) counts for every (feature, attribute) pair."""
     groups = {a: group_codes(rb, a) for a in attrs if a in rb.schema.names}
@@ -151,48 +239,31 @@ def add_batch(counts: dict[tuple[str, str], Counts], coarse: set[tuple[str, str]
                 # depend on how the split was cut into batches and partitions).
                 coarse.add(pair)
                 if pair in counts:
-                    counts[pair] = _coarsen(counts[pair])
-            combined = (kcodes * len(glabels) + gcodes) * 2 + half
-            n_all = np.bincount(combined, minlength=len(keys) * len(glabels) * 2)
-            uniq = np.flatnonzero(n_all)
-            n = n_all[uniq]
-            cell = counts.setdefault(pair, {})
-            for u, c in zip(uniq.tolist(), n.tolist()):
-                k, h = divmod(u, 2)
-                k, g = divmod(k, len(glabels))
-                key = (keys[k], glabels[g], h)
-                cell[key] = cell.get(key, 0) + c
+                    counts[pair] = counts[pair].coarsened()
+            ng = len(glabels)
+            n = np.bincount((kcodes * ng + gcodes) * 2 + half, minlength=len(keys) * ng * 2)
+            counts.setdefault(pair, PairCounts()).add(keys, glabels, n.reshape(len(keys), ng, 2))
             _settle(counts, coarse, pair)
 
 
-def merge_counts(a: dict[tuple[str, str], Counts], ca: set, b: dict[tuple[str, str], Counts], cb: set) -> None:
-    """Add b's counts into a (and b's coarse flags into ca)."""
+def merge_counts(a: dict[tuple[str, str], PairCounts], ca: set, b: dict[tuple[str, str], PairCounts],
+                 cb: set) -> None:
+    """Add b's counts into a (and b's coarse flags into ca); b is left as it was."""
     for pair, cell in b.items():
         if pair in cb and pair not in ca:
             ca.add(pair)
-            a[pair] = _coarsen(a.get(pair, {}))
+            if pair in a:
+                a[pair] = a[pair].coarsened()
         if pair in ca and pair not in cb:
-            cell = _coarsen(cell)
-        mine = a.setdefault(pair, {})
-        for key, n in cell.items():
-            mine[key] = mine.get(key, 0) + n
+            cell = cell.coarsened()
+        a.setdefault(pair, PairCounts()).add(list(cell.keys), list(cell.groups), cell.n)
         _settle(a, ca, pair)
 
 
-def _settle(counts: dict[tuple[str, str], Counts], coarse: set, pair: tuple[str, str]) -> None:
-    if pair in coarse:
-        return
-    if len({k[0] for k in counts[pair]} - {None}) > EXACT_BINS:
+def _settle(counts: dict[tuple[str, str], PairCounts], coarse: set, pair: tuple[str, str]) -> None:
+    if pair not in coarse and counts[pair].distinct() > EXACT_BINS:
         coarse.add(pair)
-        counts[pair] = _coarsen(counts[pair])
-
-
-def _coarsen(cell: Counts) -> Counts:
-    out: Counts = {}
-    for (key, g, h), n in cell.items():
-        k = (_coarse(key), g, h)
-        out[k] = out.get(k, 0) + n
-    return out
+        counts[pair] = counts[pair].coarsened()
 
 
 def _order(key: Key) -> tuple:
@@ -205,14 +276,12 @@ def _order(key: Key) -> tuple:
     return (3 if key[0] == "n" else 4, key[1], "")
 
 
-def table(cell: Counts) -> tuple[list[Key], list[str], np.ndarray]:
+def table(cell: PairCounts | Counts) -> tuple[list[Key], list[str], np.ndarray]:
     """(sorted bin keys, sorted groups without MISSING, counts[bin, group, half])."""
-    keys = sorted({k for k, _g, _h in cell}, key=_order)
-    groups = sorted({g for _k, g, _h in cell} - {MISSING})
-    ki = {k: i for i, k in enumerate(keys)}
-    gi = {g: i for i, g in enumerate(groups)}
-    m = np.zeros((len(keys), len(groups), 2), dtype=np.float64)
-    for (k, g, h), n in cell.items():
-        if g in gi:
-            m[ki[k], gi[g], h] += n
-    return keys, groups, m
+    if isinstance(cell, dict):
+        cell = PairCounts.from_dict(cell)
+    keys = sorted(cell.keys, key=_order)
+    groups = sorted(set(cell.groups) - {MISSING})
+    ki = np.array([cell.keys[k] for k in keys], dtype=np.intp)
+    gi = np.array([cell.groups[g] for g in groups], dtype=np.intp)
+    return keys, groups, cell.n[np.ix_(ki, gi)].astype(np.float64)

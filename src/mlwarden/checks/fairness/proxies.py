@@ -33,7 +33,8 @@ from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
 from ..data.rowhash import row_hashes
-from .bins import EXACT_BINS, GOLDEN, HASH_BUCKETS, Counts, add_batch, column_kind, halves, merge_counts, mix, table
+from .bins import (EXACT_BINS, GOLDEN, HASH_BUCKETS, PairCounts, add_batch, column_kind, halves, merge_counts, mix,
+                   table)
 
 SMOOTHING = 1.0
 """Pseudo-rows of the prior added to every bin when estimating P(group | bin)."""
@@ -98,7 +99,7 @@ def proxy_severity(auc: float, nmi: float) -> Severity | None:
 
 @dataclass
 class ProxyState:
-    counts: dict[tuple[str, str], Counts] = field(default_factory=dict)
+    counts: dict[tuple[str, str], PairCounts] = field(default_factory=dict)
     coarse: set[tuple[str, str]] = field(default_factory=set)
     sample: pa.Table | None = None
     rows: int = 0
@@ -245,6 +246,7 @@ class Proxies(BinFold):
     title = "No feature stands in for a protected attribute"
     needs = ("train", "sensitive")
     stage = "data"
+    long_finalize = True  # cross-validated boosted fits per sensitive attribute
     references = ("NIST-MAP", "NIST-MEASURE")
     keep_sample = True
 
