@@ -88,7 +88,9 @@ def _finish_folds(checks: Sequence[FoldCheck], ctx: AuditContext, folded: dict[s
         return [_finish(c, ctx, folded.get(c.id)) for c in checks]
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlwarden-finalize")
     try:
-        futures = [pool.submit(single_threaded, _finish, c, ctx, folded.get(c.id)) for c in checks]
+        # longest first (the order of results does not matter: the report sorts them by id)
+        ordered = sorted(checks, key=lambda c: not c.long_finalize)
+        futures = [pool.submit(single_threaded, _finish, c, ctx, folded.get(c.id)) for c in ordered]
         return [f.result() for f in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

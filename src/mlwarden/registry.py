@@ -171,6 +171,9 @@ class FoldCheck(Check):
     fold: ClassVar[bool] = True
     splits: ClassVar[tuple[str, ...]] = SPLITS
     """Which splits' batches ``update`` sees."""
+    long_finalize: ClassVar[bool] = False
+    """``finalize`` fits models (seconds, not milliseconds): the audit starts these first, so
+    the short finalizers fill the other cores around them instead of leaving one running alone."""
 
     def columns(self, split: str) -> list[str] | None:
         """The columns ``update`` reads from ``split`` (None: all)."""

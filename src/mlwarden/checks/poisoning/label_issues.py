@@ -114,6 +114,7 @@ class LabelIssues(FoldCheck):
     stage = "data"
     references = ("OWASP-ML02", "AML.T0020", "AML.M0007", "NIST-MEASURE")
     splits = ("train",)
+    long_finalize = True  # five boosted fits
     sample_rows: int = SAMPLE_ROWS
 
     def __init__(self, spec: Any, sources: Any) -> None:
