@@ -35,12 +35,13 @@ from ..data.rowhash import (
     batch_column_hash,
     compact_sets,
     count_distinct,
+    in_sorted,
     row_hashes,
     sorted_unique,
 )
 from . import screens
 from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, show
-from .pairs import PairTable
+from .pairs import PairTable, int_codes, sorted_codes
 from .screens import FLOOD_K, SEED, buckets
 
 VALUE_CAP = 10_000
@@ -130,20 +131,28 @@ class FeedbackScreen(FoldCheck):
         counts = st.labels.setdefault(split, {})
         for k, c in zip(*np.unique(lab[valid], return_counts=True)):
             counts[int(k)] = counts.get(int(k), 0) + int(c)
+        # the labels are the same for every column: factorized once per batch, not once per table
+        every = bool(valid.all())
+        lcodes, luniq = sorted_codes(*pd.factorize(lab if every else lab[valid]))
         rh = row_hashes(rb, self.features)
+        keep_rows = split != "train"  # train's rows are only counted; feedback's are kept to name suspects
         row: dict[str, np.ndarray] = {}
         for col in self.features:
             arr = rb.column(col)
             vh = batch_column_hash(rb, col)
-            row[col] = vh[valid]
-            self._count_values(st, split, col, arr, vh, valid, lab)
+            if keep_rows:
+                row[col] = vh[valid]
+            self._count_values(st, split, col, arr, vh, valid if not every else None, lcodes, luniq)
             if col in self.numeric:
                 x = np.asarray(pc.cast(arr, pa.float64()).fill_null(np.nan), dtype=np.float64)
-                ok = valid & ~np.isnan(x)
                 b = buckets(x)
+                ok = ~np.isnan(x) if every else valid & ~np.isnan(x)
+                okv = ok if every else ok[valid]  # which labelled rows have a number
                 table = st.buckets.setdefault(split, {}).setdefault(col, PairTable())
-                table += PairTable.count(b[ok].view(np.uint64), lab[ok])
-                row[f"\x1fbucket:{col}"] = np.where(ok, b, np.iinfo(np.int64).min)[valid]
+                bc, bu = int_codes(b if ok.all() else b[ok])
+                table += PairTable.from_codes(bc, bu, lcodes if okv.all() else lcodes[okv], luniq)
+                if keep_rows:
+                    row[f"\x1fbucket:{col}"] = np.where(ok, b, np.iinfo(np.int64).min)[valid]
         if split == "train":
             st.train_hashes.append(sorted_unique(rh[valid]))
         else:
@@ -155,30 +164,40 @@ class FeedbackScreen(FoldCheck):
 
     @staticmethod
     def _count_values(st: FeedbackState, split: str, col: str, arr: pa.Array, vh: np.ndarray,
-                      valid: np.ndarray, lab: np.ndarray) -> None:
-        """Fold one column's (value, label) counts and the display text of values first seen."""
+                      valid: np.ndarray | None, lcodes: np.ndarray, luniq: np.ndarray) -> None:
+        """Fold one column's (value, label) counts and the display text of values first seen.
+
+        ``lcodes`` are the codes of the labelled rows' labels into ``luniq``; ``valid`` marks
+        those rows, None when every row is."""
         tables = st.values.setdefault(split, {})
         if col in tables and tables[col] is None:
             return  # already known to have too many values
         codes, uniq = pd.factorize(vh)
-        if uniq.size > VALUE_CAP and (valid.all() or count_distinct(vh[valid]) > VALUE_CAP):
+        if uniq.size > VALUE_CAP and (valid is None or count_distinct(vh[valid]) > VALUE_CAP):
             # too many values in this batch alone: the table would be dropped below anyway
             tables[col] = None
             st.display.pop(f"{split}\x1f{col}", None)
             return
         table = tables.setdefault(col, PairTable())
         assert table is not None
-        table += PairTable.count(vh[valid], lab[valid])
+        # a value the table already holds has its display text: only the others are looked up
+        # below (the display also holds values seen on unlabelled rows alone, so it is checked too)
+        fresh = np.flatnonzero(~in_sorted(uniq, table.v))
+        # the factorization just made serves the count too: codes of values seen only on
+        # unlabelled rows go uncounted
+        table += PairTable.from_codes(codes if valid is None else codes[valid], uniq, lcodes, luniq)
         if table.distinct_values() > VALUE_CAP:
             tables[col] = None
             st.display.pop(f"{split}\x1f{col}", None)
             return
         shown = st.display.setdefault(f"{split}\x1f{col}", {})
-        first = np.empty(uniq.size, np.int64)
-        first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)  # each value's first row
-        known = np.fromiter(shown, np.uint64, len(shown))
-        for j in np.flatnonzero(~np.isin(uniq, known)).tolist():
-            merge_names(shown, {int(uniq[j]): show(arr[int(first[j])].as_py())})
+        fresh = fresh[np.fromiter((h not in shown for h in uniq[fresh].tolist()), bool, fresh.size)]
+        if fresh.size:
+            first = np.empty(uniq.size, np.int64)
+            first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)  # each value's first row
+            texts = arr.take(pa.array(first[fresh])).to_pylist()
+            # distinct hashes none of which is shown yet: no display value to choose between
+            shown.update(zip(uniq[fresh].tolist(), map(show, texts)))
 
     def merge(self, a: FeedbackState, b: FeedbackState) -> FeedbackState:
         _add(a.rows, b.rows)

@@ -7,6 +7,13 @@ most of a 1M-row audit. Hash factorization (pandas' hashtable, O(n)) and ``binco
 the same in 1.5–5 ms, and the result stays a few NumPy arrays that pickle cheaply between
 processes. Pairs are kept sorted by (value, label), so a table's contents never depend on
 the order batches arrived in.
+
+A batch's values and labels usually arrive already factorized (the caller needed the
+codes anyway, and the labels are the same for every column of a batch), so
+:meth:`PairTable.from_codes` counts from codes; ranking the few distinct values and labels
+makes the pair keys come out of ``bincount`` already in (value, label) order, with no sort
+of the pairs. Adding one sorted table to another is a merge by binary search, not a
+re-count of the two concatenated.
 """
 
 from __future__ import annotations
@@ -15,6 +22,42 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+
+# a value occurring with more labels than this in a table merges by one sort instead: the
+# binary-search merge walks a value's labels one step at a time
+_MERGE_WIDTH = 8
+
+
+def _ranks(uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the distinct values sorted, each one's rank among them; None when they already are sorted)."""
+    if uniq.size < 2 or bool((uniq[1:] > uniq[:-1]).all()):
+        return uniq, None
+    order = np.argsort(uniq)
+    rank = np.empty(uniq.size, np.int64)
+    rank[order] = np.arange(uniq.size)
+    return uniq[order], rank
+
+
+def sorted_codes(codes: np.ndarray, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same factorization with the distinct values sorted: codes that
+    :meth:`PairTable.from_codes` takes as they are, for labels shared by many columns."""
+    s, rank = _ranks(uniq)
+    return (codes if rank is None else rank[codes]), s
+
+
+def int_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of int64 keys, the distinct keys as uint64 (possibly some unused).
+
+    Keys within a narrow range (numeric bucket keys of one batch usually span a few
+    hundred) are their own codes once offset: a subtraction instead of a hash table. Only
+    a non-negative range, so that it is sorted as uint64 too and :func:`_ranks` has no
+    sort to do."""
+    if x.size:
+        lo, hi = int(x.min()), int(x.max())
+        if lo >= 0 and hi - lo < x.size:
+            return x - lo, np.arange(lo, hi + 1, dtype=np.int64).view(np.uint64)
+    codes, uniq = pd.factorize(x)
+    return codes, uniq.view(np.uint64)
 
 
 class PairTable:
@@ -29,30 +72,37 @@ class PairTable:
         self.n = np.empty(0, np.int64) if n is None else n
 
     @classmethod
-    def count(cls, v: np.ndarray, lab: np.ndarray, n: np.ndarray | None = None) -> PairTable:
-        """The distinct pairs of two equal-length arrays, with their counts (or summed ``n``)."""
+    def count(cls, v: np.ndarray, lab: np.ndarray) -> PairTable:
+        """The distinct pairs of two equal-length arrays, with their counts."""
         if v.size == 0:
             return cls()
         vc, vu = pd.factorize(v.astype(np.uint64, copy=False))
         lc, lu = pd.factorize(lab.astype(np.uint64, copy=False))
-        k = len(lu)
-        pair = vc.astype(np.int64) * k + lc
-        if len(vu) * k <= 4 * pair.size + 1024:
-            weights = np.bincount(pair, weights=n, minlength=len(vu) * k)
-            keys = np.flatnonzero(weights)
-            weights = weights[keys]
-        else:  # many labels: a dense value × label grid would be larger than the batch
-            pc, keys = pd.factorize(pair)
-            weights = np.bincount(pc, weights=n)
-        counts = np.rint(weights).astype(np.int64)  # float sums of int counts: exact below 2**53
-        return cls._sorted(vu[keys // k], lu[keys % k], counts)
+        return cls.from_codes(vc, vu, lc, lu)
 
     @classmethod
-    def _sorted(cls, v: np.ndarray, lab: np.ndarray, n: np.ndarray) -> PairTable:
-        keep = n != 0
-        v, lab, n = v[keep], lab[keep], n[keep]
-        order = np.lexsort((lab, v))
-        return cls(np.ascontiguousarray(v[order]), np.ascontiguousarray(lab[order]), n[order])
+    def from_codes(cls, vc: np.ndarray, vu: np.ndarray, lc: np.ndarray, lu: np.ndarray) -> PairTable:
+        """Pair counts of rows given as codes into distinct values ``vu`` and labels ``lu``.
+
+        Distinct values or labels that no row's code points at are simply not counted, so
+        codes of a subset of the rows that were factorized can be passed as they are."""
+        if vc.size == 0:
+            return cls()
+        vs, vrank = _ranks(vu.astype(np.uint64, copy=False))
+        ls, lrank = _ranks(lu.astype(np.uint64, copy=False))
+        k = ls.size
+        # ranks, not codes, so that pair keys are ordered as (value, label) is
+        pair = (vc if vrank is None else vrank[vc]) * k + (lc if lrank is None else lrank[lc])
+        if vs.size * k <= 4 * pair.size + 1024:
+            counts = np.bincount(pair, minlength=vs.size * k)
+            keys = np.flatnonzero(counts)
+            counts = counts[keys]
+        else:  # many labels: a dense value × label grid would be larger than the batch
+            pcodes, keys = pd.factorize(pair)
+            counts = np.bincount(pcodes)
+            order = np.argsort(keys)
+            keys, counts = keys[order], counts[order]
+        return cls(vs[keys // k], ls[keys % k], counts.astype(np.int64, copy=False))
 
     def __iadd__(self, other: PairTable) -> PairTable:
         if other.n.size == 0:
@@ -60,9 +110,7 @@ class PairTable:
         if self.n.size == 0:
             self.v, self.lab, self.n = other.v, other.lab, other.n
             return self
-        both = PairTable.count(np.concatenate([self.v, other.v]), np.concatenate([self.lab, other.lab]),
-                               np.concatenate([self.n, other.n]).astype(np.float64))
-        self.v, self.lab, self.n = both.v, both.lab, both.n
+        self.v, self.lab, self.n = _merge(self, other)
         return self
 
     def distinct_values(self) -> int:
@@ -80,3 +128,50 @@ class PairTable:
 
     def as_dict(self) -> dict[tuple[int, int], int]:
         return dict(self.items())
+
+
+def _merge(a: PairTable, b: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted union of two sorted tables with summed counts, each pair of ``b`` placed by binary search.
+
+    A pair of ``b`` goes after the pairs of ``a`` with a smaller value, and after those with
+    its value and a smaller label; a value's pairs in ``a`` are at most its labels, so the
+    second count is a few vectorized steps over ``b``, not a sort of ``a`` and ``b`` together."""
+    lo = np.searchsorted(a.v, b.v, "left")
+    hi = np.searchsorted(a.v, b.v, "right")
+    width = int((hi - lo).max())
+    if width > _MERGE_WIDTH:
+        return _merge_by_sort(a, b)
+    pos = lo.copy()
+    match = np.full(b.v.size, -1, np.int64)
+    for j in range(width):
+        i = lo + j
+        inside = i < hi
+        lj = a.lab[np.minimum(i, a.v.size - 1)]
+        pos += inside & (lj < b.lab)
+        hit = inside & (lj == b.lab)
+        match[hit] = i[hit]
+    n = a.n.copy()
+    hit = match >= 0
+    n[match[hit]] += b.n[hit]  # each pair of a is matched by at most one of b: no repeated index
+    new = ~hit
+    if not new.any():
+        return a.v, a.lab, n
+    # b is sorted, so its new pairs' insertion points rise: each lands after the earlier ones
+    at = pos[new] + np.arange(int(new.sum()))
+    size = a.v.size + at.size
+    keep = np.ones(size, bool)
+    keep[at] = False
+    out = []
+    for mine, theirs in ((a.v, b.v), (a.lab, b.lab), (n, b.n)):
+        x = np.empty(size, mine.dtype)
+        x[keep], x[at] = mine, theirs[new]
+        out.append(x)
+    return out[0], out[1], out[2]
+
+
+def _merge_by_sort(a: PairTable, b: PairTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    v, lab, n = (np.concatenate([x, y]) for x, y in ((a.v, b.v), (a.lab, b.lab), (a.n, b.n)))
+    order = np.lexsort((lab, v))
+    v, lab, n = v[order], lab[order], n[order]
+    start = np.flatnonzero(np.r_[True, (v[1:] != v[:-1]) | (lab[1:] != lab[:-1])])
+    return v[start], lab[start], np.add.reduceat(n, start)
