@@ -1,7 +1,7 @@
 """data.poisoning.label_issues — training rows whose label a cross-validated model doubts.
 
 Confident learning (Northcutt et al., 2021) on out-of-fold predicted probabilities of a
-seeded 5-fold HistGradientBoosting model, judged against a noise null: the issues honest
+seeded 5-fold (3-fold past 50,000 rows) HistGradientBoosting model, judged against a noise null: the issues honest
 labels drawn from the model's calibrated probabilities give (:mod:`.label_noise`), overall
 and slice by slice (:mod:`.label_scan`). Severity follows the excess, not the raw count.
 
@@ -27,7 +27,7 @@ from ...sources.datasets import Batch
 from ..data.rowhash import row_hashes
 from . import label_scan
 from .conflicts import feature_columns, py, show
-from .label_model import CATEGORY, FOLDS, SEED, design, folds, usable
+from .label_model import CATEGORY, FOLDS, SEED, design, folds, n_folds, usable
 from .label_model import oof_probabilities as _oof_probabilities
 from .label_noise import calibrate, confident_issues, simulate
 
@@ -79,7 +79,7 @@ class LabelIssues(FoldCheck):
 
     **What it finds.** Rows whose given label a model trained on the *other* rows finds
     implausible, by confident learning (the rule of cleanlab's ``confident_learning``
-    filter) over out-of-fold probabilities of a seeded 5-fold HistGradientBoosting
+    filter) over out-of-fold probabilities of a seeded 5-fold (3-fold past 50,000 rows) HistGradientBoosting
     classifier. Numeric columns are used as they are, string columns with at most 255
     values as categories; the id, time and high-cardinality text columns are left out.
     Above 100,000 rows it uses a deterministic sample (the rows with the smallest row hash)
@@ -218,11 +218,11 @@ class LabelIssues(FoldCheck):
             "sample_method": f"bottom-{self.sample_rows} rows by row hash" if sampled else "all rows",
             "features": used, "dropped_columns": sorted(dropped + self.ignored),
             "excluded_classes": [c for c in classes if c not in code],
-            "model": f"HistGradientBoostingClassifier, {FOLDS}-fold out-of-fold, seed {SEED}",
+            "model": f"HistGradientBoostingClassifier, {n_folds(n)}-fold out-of-fold, seed {SEED}",
             "rule": "confident learning (off-diagonal of the confident joint)",
             "cv_accuracy": round(float((suggested == y).mean()), 4),
             "issues": issues, "share": round(issues / n, 6),
-            "noise_null": {"calibration": f"matrix scaling, cross-fitted on the {FOLDS} folds",
+            "noise_null": {"calibration": f"matrix scaling, cross-fitted on the {n_folds(n)} folds",
                            "simulations": null.simulations, "seed": null.seed,
                            "expected": round(null.expected, 2), "interval_95": [null.low, null.high],
                            "excess": round(excess, 2), "excess_share": round(excess / n, 6),
