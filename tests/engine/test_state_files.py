@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import mlwarden.engine.local as local
 import mlwarden.sources.datasets as datasets_mod
+from mlwarden.engine import local
 from mlwarden.engine.base import Folded, fold_partition
 from mlwarden.engine.local import LocalEngine
 from mlwarden.registry import FoldCheck
