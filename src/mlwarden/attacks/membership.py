@@ -69,7 +69,8 @@ def auc(members: np.ndarray, nonmembers: np.ndarray) -> float:
     m, n = members.size, nonmembers.size
     if not m or not n:
         return float("nan")
-    from scipy.stats import rankdata  # scipy.stats costs ~0.3-0.5 s to import: only when used
+    # scipy.stats costs ~0.3-0.5 s to import: only when used
+    from scipy.stats import rankdata
 
     r = rankdata(np.concatenate([members, nonmembers]))
     return float((r[:m].sum() - m * (m + 1) / 2) / (m * n))

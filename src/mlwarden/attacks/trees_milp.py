@@ -134,7 +134,8 @@ def solve(ens: Ensemble, grid: Grid, target: bool, upper: float, *, time_limit: 
     cost[:nz] = [grid.units[u].cost[o] for u, o in zcol]
     if math.isfinite(upper):
         add(np.arange(nz), cost[:nz], -np.inf, upper + 1e-9)
-    from scipy import sparse  # imported when a tree is attacked, not by every audit that lists the check
+    # imported when a tree is attacked, not by every audit that lists the check
+    from scipy import sparse
     from scipy.optimize import LinearConstraint, milp
 
     A = sparse.csr_matrix((vals, (rows, cols)), shape=(len(lb), nv))
