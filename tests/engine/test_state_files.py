@@ -71,7 +71,7 @@ def test_states_come_back_equal_writable_and_leave_no_file(parts, tmp_path: Path
     folder.mkdir()
     path = local._fold_to_file([check], parts[1], str(folder))
     assert Path(path).parent == folder
-    back = local._load_states(path)
+    back = local.read_states(path)
     assert list(folder.iterdir()) == []  # removed once read
     want = fold_partition([check], parts[1])
     got, exp = back[check.id].state, want[check.id].state

@@ -50,7 +50,7 @@ class LocalEngine(Engine):
         pool = self._processes()
         folder = self._folder()
         paths = _in_order([pool.submit(_fold_to_file, checks, p, folder) for p in partitions])
-        return merge_states(checks, (_load_states(path) for path in paths))
+        return merge_states(checks, (read_states(path) for path in paths))
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         # Threads: map carries requests, file hashing and model refits, whose numeric cores
@@ -131,8 +131,12 @@ def _fold_to_file(checks: Sequence[FoldCheck], part: Partition, folder: str) -> 
     were pickled, written, read and unpickled in four copies, and the worker waited while the
     main process, busy merging, drained the pipe. Here the pickle's large buffers (NumPy and
     Arrow data, protocol 5) are written once, aligned, after a small header, and the main
-    process reads them into place (:func:`_load_states`)."""
-    states = fold_partition(checks, part)
+    process reads them into place (:func:`read_states`)."""
+    return write_states(fold_partition(checks, part), folder)
+
+
+def write_states(states: object, folder: str) -> str:
+    """Pickle ``states`` into a new file under ``folder`` (layout: see :func:`read_states`)."""
     buffers: list[pickle.PickleBuffer] = []
     head = pickle.dumps(states, protocol=5, buffer_callback=buffers.append)
     views = [b.raw() for b in buffers]
@@ -151,7 +155,7 @@ def _fold_to_file(checks: Sequence[FoldCheck], part: Partition, folder: str) -> 
     return path
 
 
-def _load_states(path: str) -> dict[str, Folded]:
+def read_states(path: str) -> Any:
     """The states :func:`_fold_to_file` wrote; the file is removed once read.
 
     Each large buffer is read straight into its own fresh, aligned array (one copy, from the
