@@ -181,7 +181,9 @@ def read_states(path: str) -> Any:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-    return pickle.loads(head, buffers=buffers)
+    # mlwarden's own fold states, written by its own worker into the private (0700) folder this
+    # process made with mkdtemp: the same trust as the pool's result pipe, never audited content
+    return pickle.loads(head, buffers=buffers)  # mlwarden: allow — own worker's states, private folder
 
 
 def _read(f: Any, n: int) -> bytes:

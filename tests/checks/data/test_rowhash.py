@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -14,6 +15,7 @@ from mlwarden.checks.data.rowhash import (
     count_distinct,
     in_sorted,
     row_hashes,
+    sort_codes,
     sorted_unique,
 )
 
@@ -161,3 +163,13 @@ def test_in_sorted_and_distinct_agree_with_numpy() -> None:
     assert count_distinct(np.empty(0, np.uint64)) == 0
     assert np.array_equal(sorted_unique(values), np.unique(values))
     assert sorted_unique(np.empty(0, np.uint64)).size == 0
+
+
+@pytest.mark.parametrize("values", [[5, 3, 5, 9, 3, 1], [1, 1, 2, 7, 7, 9], [4], []])
+def test_sort_codes_is_unique_with_inverse(values: list[int]) -> None:
+    # distinct values in first-seen order (unsorted), already in order, one, none
+    v = np.array(values, dtype=np.uint64)
+    codes, uniq = sort_codes(*pd.factorize(v))
+    want_uniq, want_inv = np.unique(v, return_inverse=True)
+    np.testing.assert_array_equal(uniq, want_uniq)
+    np.testing.assert_array_equal(codes, want_inv.reshape(-1))

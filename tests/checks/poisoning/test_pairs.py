@@ -13,13 +13,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mlwarden.checks.data.rowhash import column_hash
+from mlwarden.checks.data.rowhash import column_hash, sort_codes
 from mlwarden.checks.poisoning.feedback import FeedbackScreen, FeedbackState
 from mlwarden.checks.poisoning.pairs import (
     _MERGE_WIDTH,
     PairTable,
     int_codes,
-    sorted_codes,
 )
 
 
@@ -86,7 +85,7 @@ def test_int_codes_count_like_hashing(keys: np.ndarray) -> None:
     lab = rng.integers(0, 2**64, 3, dtype=np.uint64)[rng.integers(0, 3, x.size)]
     codes, uniq = int_codes(x)
     assert np.array_equal(uniq[codes], x.view(np.uint64))
-    lc, lu = sorted_codes(*pd.factorize(lab))
+    lc, lu = sort_codes(*pd.factorize(lab))
     assert np.all(lu[1:] > lu[:-1]) and np.array_equal(lu[lc], lab)
     t = PairTable.from_codes(codes, uniq, lc, lu)
     assert_sorted_table(t)
@@ -99,7 +98,7 @@ def fold_values(values: list, labels: list, cuts: list[int]) -> FeedbackState:
         arr = pa.array(values[lo:hi])
         lab = np.array([hash(x) % 2**63 if x is not None else 0 for x in labels[lo:hi]], np.uint64)
         valid = np.array([x is not None for x in labels[lo:hi]])
-        lc, lu = sorted_codes(*pd.factorize(lab[valid]))
+        lc, lu = sort_codes(*pd.factorize(lab[valid]))
         FeedbackScreen._count_values(st, "train", "c", arr, column_hash(arr), None if valid.all() else valid, lc, lu)
     return st
 

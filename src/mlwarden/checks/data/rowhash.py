@@ -161,6 +161,20 @@ class _Memo:
 _MEMO = _Memo()
 
 
+def sort_codes(codes: np.ndarray, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A factorization (``pd.factorize``: row codes into distinct values in order of first
+    appearance) with the distinct values sorted: (codes into the sorted values, the sorted
+    values). ``np.unique(v, return_inverse=True)`` sorts every row; hashing first and sorting
+    only the distinct values is 3-10x faster where they are few, and no sort at all is done
+    when they already come in order."""
+    if uniq.size < 2 or bool((uniq[1:] > uniq[:-1]).all()):
+        return codes, uniq
+    order = np.argsort(uniq)
+    rank = np.empty(uniq.size, np.int64)
+    rank[order] = np.arange(uniq.size)
+    return rank[codes], uniq[order]
+
+
 def sorted_unique(x: np.ndarray) -> np.ndarray:
     """``np.unique(x)`` by one sort. numpy 2.4's plain ``np.unique`` (and ``union1d``) takes a
     hash path ~80-150x slower on distinct 64-bit keys (2.1 s against 0.015 s at 2M)."""

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...fairness.groups import MISSING, group_codes
+from ..data.rowhash import sort_codes
 
 EXACT_BINS = 128
 HASH_BUCKETS = 64
@@ -108,11 +109,8 @@ def _sorted_codes(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if (whole == v).all():
             uniq, inv = _sorted_codes(whole)
             return uniq.astype(np.float64), inv
-    codes, uniq = pd.factorize(v)
-    order = np.argsort(uniq, kind="stable")
-    rank = np.empty(order.size, np.int64)
-    rank[order] = np.arange(order.size)
-    return uniq[order], rank[codes] if codes.size else codes.astype(np.int64)
+    inv, uniq = sort_codes(*pd.factorize(v))
+    return uniq, inv
 
 
 def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:

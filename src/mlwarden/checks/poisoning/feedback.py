@@ -37,11 +37,12 @@ from ..data.rowhash import (
     count_distinct,
     in_sorted,
     row_hashes,
+    sort_codes,
     sorted_unique,
 )
 from . import screens
 from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, show
-from .pairs import PairTable, int_codes, sorted_codes
+from .pairs import PairTable, int_codes
 from .screens import FLOOD_K, SEED, buckets
 
 VALUE_CAP = 10_000
@@ -133,7 +134,7 @@ class FeedbackScreen(FoldCheck):
             counts[int(k)] = counts.get(int(k), 0) + int(c)
         # the labels are the same for every column: factorized once per batch, not once per table
         every = bool(valid.all())
-        lcodes, luniq = sorted_codes(*pd.factorize(lab if every else lab[valid]))
+        lcodes, luniq = sort_codes(*pd.factorize(lab if every else lab[valid]))
         rh = row_hashes(rb, self.features)
         keep_rows = split != "train"  # train's rows are only counted; feedback's are kept to name suspects
         row: dict[str, np.ndarray] = {}

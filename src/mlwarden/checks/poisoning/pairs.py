@@ -10,7 +10,7 @@ the order batches arrived in.
 
 A batch's values and labels usually arrive already factorized (the caller needed the
 codes anyway, and the labels are the same for every column of a batch), so
-:meth:`PairTable.from_codes` counts from codes; ranking the few distinct values and labels
+:meth:`PairTable.from_codes` counts from codes; sorting the few distinct values and labels
 makes the pair keys come out of ``bincount`` already in (value, label) order, with no sort
 of the pairs. Adding one sorted table to another is a merge by binary search, not a
 re-count of the two concatenated.
@@ -23,26 +23,11 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from ..data.rowhash import sort_codes
+
 # a value occurring with more labels than this in a table merges by one sort instead: the
 # binary-search merge walks a value's labels one step at a time
 _MERGE_WIDTH = 8
-
-
-def _ranks(uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(the distinct values sorted, each one's rank among them; None when they already are sorted)."""
-    if uniq.size < 2 or bool((uniq[1:] > uniq[:-1]).all()):
-        return uniq, None
-    order = np.argsort(uniq)
-    rank = np.empty(uniq.size, np.int64)
-    rank[order] = np.arange(uniq.size)
-    return uniq[order], rank
-
-
-def sorted_codes(codes: np.ndarray, uniq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same factorization with the distinct values sorted: codes that
-    :meth:`PairTable.from_codes` takes as they are, for labels shared by many columns."""
-    s, rank = _ranks(uniq)
-    return (codes if rank is None else rank[codes]), s
 
 
 def int_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +35,7 @@ def int_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Keys within a narrow range (numeric bucket keys of one batch usually span a few
     hundred) are their own codes once offset: a subtraction instead of a hash table. Only
-    a non-negative range, so that it is sorted as uint64 too and :func:`_ranks` has no
+    a non-negative range, so that it is sorted as uint64 too and :func:`sort_codes` has no
     sort to do."""
     if x.size:
         lo, hi = int(x.min()), int(x.max())
@@ -88,11 +73,11 @@ class PairTable:
         codes of a subset of the rows that were factorized can be passed as they are."""
         if vc.size == 0:
             return cls()
-        vs, vrank = _ranks(vu.astype(np.uint64, copy=False))
-        ls, lrank = _ranks(lu.astype(np.uint64, copy=False))
+        # codes into the sorted values and labels, so that pair keys are ordered as (value, label) is
+        vc, vs = sort_codes(vc, vu.astype(np.uint64, copy=False))
+        lc, ls = sort_codes(lc, lu.astype(np.uint64, copy=False))
         k = ls.size
-        # ranks, not codes, so that pair keys are ordered as (value, label) is
-        pair = (vc if vrank is None else vrank[vc]) * k + (lc if lrank is None else lrank[lc])
+        pair = vc * k + lc
         if vs.size * k <= 4 * pair.size + 1024:
             counts = np.bincount(pair, minlength=vs.size * k)
             keys = np.flatnonzero(counts)
