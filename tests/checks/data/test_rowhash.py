@@ -14,7 +14,10 @@ from mlwarden.checks.data.rowhash import (
     compact_sets,
     count_distinct,
     in_sorted,
+    in_sorted_sets,
+    index_of,
     row_hashes,
+    search_sorted,
     sort_codes,
     sorted_unique,
 )
@@ -163,6 +166,36 @@ def test_in_sorted_and_distinct_agree_with_numpy() -> None:
     assert count_distinct(np.empty(0, np.uint64)) == 0
     assert np.array_equal(sorted_unique(values), np.unique(values))
     assert sorted_unique(np.empty(0, np.uint64)).size == 0
+
+
+@pytest.mark.parametrize("needles", [100, 50_000])  # below and above the size that sorts the needles
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_search_sorted_is_numpy_searchsorted(needles: int, side: str) -> None:
+    rng = np.random.default_rng(needles)
+    hay = np.sort(rng.integers(0, 2**64 - 1, 200_000, dtype=np.uint64))  # large: past the haystack bar
+    v = np.concatenate([rng.choice(hay, needles // 2), rng.integers(0, 2**64 - 1, needles - needles // 2,
+                                                                     dtype=np.uint64), hay[:1], hay[-1:]])
+    rng.shuffle(v)
+    assert np.array_equal(search_sorted(hay, v, side), np.searchsorted(hay, v, side))
+
+
+def test_in_sorted_sets_is_isin_of_the_union_in_the_values_order() -> None:
+    rng = np.random.default_rng(4)
+    sets = [np.unique(rng.integers(0, 2**40, n).astype(np.uint64)) for n in (120_000, 70_000, 10, 0)]
+    v = np.concatenate([rng.choice(s, 3_000) for s in sets[:3]] + [rng.integers(0, 2**40, 9_000).astype(np.uint64)])
+    rng.shuffle(v)
+    got = in_sorted_sets(v, sets)
+    assert np.array_equal(got, np.isin(v, np.concatenate(sets)))
+    assert 9_000 <= got.sum() < v.size  # both outcomes occur
+    assert np.array_equal(in_sorted(v, sets[0]), np.isin(v, sets[0]))
+    assert not in_sorted_sets(v, []).any() and in_sorted_sets(v[:0], sets).size == 0
+
+
+def test_index_of_finds_each_value_or_minus_one() -> None:
+    keys = np.array([2**63 + 5, 3, 70, 1], np.uint64)  # distinct, any order
+    v = np.array([70, 4, 2**63 + 5, 1, 1, 0], np.uint64)
+    assert index_of(keys, v).tolist() == [2, -1, 0, 3, 3, -1]
+    assert index_of(np.empty(0, np.uint64), v).tolist() == [-1] * 6
 
 
 @pytest.mark.parametrize("values", [[5, 3, 5, 9, 3, 1], [1, 1, 2, 7, 7, 9], [4], []])

@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from . import keyjoin
-from .rowhash import sorted_unique
+from .rowhash import search_sorted, sorted_unique
 
 _U64 = np.uint64
 MAX_PAIRS = 4_000_000
@@ -121,7 +121,7 @@ def value_bits(column: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     count = np.searchsorted(ordered, keys, side="right") - np.searchsorted(ordered, keys, side="left")
     with np.errstate(divide="ignore"):
         bits = np.where(count > 0, -np.log2(count / max(n, 1)), 0.0).astype(np.float32)
-    return bits[np.searchsorted(keys, values)]
+    return bits[search_sorted(keys, values)]
 
 
 def deal_blocks(entropy: list[float], m: int, cap: float) -> list[list[int]]:

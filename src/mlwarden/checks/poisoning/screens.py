@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.rowhash import in_sorted
+from ..data.rowhash import in_sorted_sets
 from .conflicts import py, show
 
 
@@ -263,10 +263,7 @@ def floods(c: Ctx, train_hashes: list[np.ndarray]) -> tuple[list[int], list[int]
     _, inv, counts = np.unique(h, return_inverse=True, return_counts=True)
     flood = np.flatnonzero(counts[inv] >= FLOOD_K)
     # each chunk is sorted and distinct already: search them in turn rather than merge them all
-    seen = np.zeros(h.size, bool)
-    for chunk in train_hashes:
-        seen |= in_sorted(h, chunk)
-    replay = np.flatnonzero(seen)
+    replay = np.flatnonzero(in_sorted_sets(h, train_hashes))
     m = {"feedback_rows": int(h.size), "flood_threshold": FLOOD_K, "flood_groups": int((counts >= FLOOD_K).sum()),
          "flood_rows": int(flood.size), "flood_sample_ids": [py(ids[i]) for i in flood[:SAMPLE_IDS]],
          "replays_train": int(replay.size), "replays_share": round(replay.size / max(1, h.size), 6),

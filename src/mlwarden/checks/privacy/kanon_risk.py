@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..data.rowhash import index_of
+
 Strength = Literal["strong", "medium", "weak"]
 FINE_LOCATION = frozenset({"zip", "zipcode", "postal", "postcode", "geo", "geohash", "lat", "lon", "lng",
                            "latitude", "longitude", "address", "street"})
@@ -78,8 +80,8 @@ def population_sums(counts: np.ndarray, parts: np.ndarray, marginals: list[tuple
     log_mu = np.full(counts.size, np.log(n), dtype=np.float64)
     for j, (keys, cnt) in enumerate(marginals):
         if keys.size:
-            at = np.clip(np.searchsorted(keys, parts[:, j]), 0, keys.size - 1)
-            c = np.where(keys[at] == parts[:, j], cnt[at], 1)
+            at = index_of(keys, parts[:, j])
+            c = np.where(at >= 0, cnt[at], 1)
         else:
             c = np.ones(counts.size)
         log_mu += np.log(c / n)
