@@ -174,6 +174,9 @@ class FoldCheck(Check):
     long_finalize: ClassVar[bool] = False
     """``finalize`` fits models (seconds, not milliseconds): the audit starts these first, so
     the short finalizers fill the other cores around them instead of leaving one running alone."""
+    row_finalize: ClassVar[bool] = False
+    """``finalize`` reads state kept per row (its cost grows with the rows: seconds at 10M rows):
+    started after the model fits, the one with the longest fold first, ahead of the small ones."""
 
     def columns(self, split: str) -> list[str] | None:
         """The columns ``update`` reads from ``split`` (None: all)."""

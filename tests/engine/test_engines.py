@@ -351,3 +351,24 @@ def test_local_engine_map_keeps_order_and_pool_closes() -> None:
         assert eng.map(lambda x: x * x, list(range(20))) == [x * x for x in range(20)]
         assert eng.fold([], []) == {}
     assert eng._pool is None
+
+
+def test_finalizers_start_longest_first() -> None:
+    """Model fits first, then per-row finalizers by the seconds their fold took, then the rest
+    in the order given: a big per-row finalizer left for last ran alone on one core."""
+    from mlwarden.audit import finalize_order
+    from mlwarden.engine.base import Folded
+
+    by_id = all_checks()
+    ids = ["data.drift.columns", "data.leakage.entity", "data.privacy.k_anonymity", "data.poisoning.label_issues",
+           "data.quality.columns", "data.leakage.near_duplicates", "fairness.proxies"]
+    checks = [by_id[i] for i in ids]
+    assert all(issubclass(c, FoldCheck) for c in checks)
+    spent = {"data.leakage.entity": 0.3, "data.privacy.k_anonymity": 5.7, "data.leakage.near_duplicates": 8.8,
+             "data.drift.columns": 8.0, "data.quality.columns": 4.9, "data.poisoning.label_issues": 3.3,
+             "fairness.proxies": 8.4}
+    folded = {i: Folded(None, s) for i, s in spent.items()}
+    got = [c.id for c in finalize_order(checks, folded)]  # type: ignore[arg-type]
+    assert got == ["data.poisoning.label_issues", "fairness.proxies",  # model fits, as given
+                   "data.leakage.near_duplicates", "data.privacy.k_anonymity", "data.leakage.entity",
+                   "data.drift.columns", "data.quality.columns"]  # the rest keep their order

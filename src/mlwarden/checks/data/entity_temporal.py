@@ -79,6 +79,7 @@ class EntityLeakage(FoldCheck):
     """
 
     id = "data.leakage.entity"
+    row_finalize = True
     title = "No entity in both training and test data"
     needs = ("train", "eval", "id")
     stage = "splits"

@@ -5,8 +5,9 @@ row, its label): that is the state that grows with the data. :class:`KeyRuns` ho
 chunks of named 1-D numpy columns, one of them ``key`` (a uint64 row hash). Merging appends
 chunks; an optional ``reducer`` (a module-level function, so states still pickle) folds the
 in-memory chunks into one whenever they double, so repeated keys cost once. Past ``limit``
-bytes the in-memory chunk is written to a temporary folder as one ``.npy`` file per column
-and per *bucket* — the top :data:`BUCKET_BITS` bits of the key — and dropped from memory.
+bytes the in-memory chunk is written to a temporary folder as one ``.npy`` file per column,
+its records grouped by *bucket* — the top :data:`BUCKET_BITS` bits of the key — and dropped
+from memory; a bucket is read back as a slice of each mapped file.
 
 Records of one key always land in the same bucket, so a finalize step that groups by key can
 read :meth:`KeyRuns.buckets` one at a time: its peak memory is one bucket (1/16 of the
@@ -83,6 +84,7 @@ class KeyRuns:
     held: int = 0
     reduced: int = 0  # bytes of the in-memory state after its last reduction
     runs: list[Path] = field(default_factory=list)
+    edges: list[np.ndarray] = field(default_factory=list)  # per run: where each bucket starts in its files
     lazy: bool = False  # reductions stopped paying: held and spilled records may repeat keys
     _dir: str | None = None
 
@@ -141,11 +143,12 @@ class KeyRuns:
         bucket = (cols["key"] >> np.uint64(64 - BUCKET_BITS)).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")
         edges = np.searchsorted(bucket[order], np.arange((1 << BUCKET_BITS) + 1))
+        # one file a column, not one a column and bucket: at 10M rows the audit's stores wrote,
+        # opened and removed ~3,000 small files
         for name, a in stored.items():
-            a = a[order]
-            for b in range(1 << BUCKET_BITS):
-                np.save(run / f"{b}.{name}.npy", a[edges[b]:edges[b + 1]], allow_pickle=False)
+            np.save(run / f"{name}.npy", a[order], allow_pickle=False)
         self.runs.append(run)
+        self.edges.append(edges)
         self.chunks, self.held, self.reduced = [], 0, 0
 
     def buckets(self) -> Iterator[Columns]:
@@ -165,10 +168,12 @@ class KeyRuns:
                 return mem
             at = (mem["key"] >> np.uint64(64 - BUCKET_BITS)) == b
             return {n: a[at] for n, a in mem.items()}
-        names = list(mem) if mem is not None else [p.name.split(".", 1)[1][:-4] for p in self.runs[0].glob("0.*.npy")]
+        names = list(mem) if mem is not None else sorted(p.name[:-4] for p in self.runs[0].glob("*.npy"))
         parts: list[Columns] = []
-        for bb in range(1 << BUCKET_BITS) if b is None else [b]:
-            parts += [{n: np.load(r / f"{bb}.{n}.npy", allow_pickle=False) for n in names} for r in self.runs]
+        for r, edges in zip(self.runs, self.edges):
+            files = {n: np.load(r / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in names}
+            lo, hi = (0, int(edges[-1])) if b is None else (int(edges[b]), int(edges[b + 1]))
+            parts.append({n: np.array(f[lo:hi]) for n, f in files.items()})
         if mem is not None:
             at = (mem["key"] >> np.uint64(64 - BUCKET_BITS)) == b if b is not None else slice(None)
             parts.append({n: a[at] for n, a in mem.items()})
@@ -179,7 +184,7 @@ class KeyRuns:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-        self.chunks, self.held, self.runs = [], 0, []
+        self.chunks, self.held, self.runs, self.edges = [], 0, [], []
 
     def __getstate__(self) -> dict:
         if self.runs:  # spilled states stay in the process that spilled them

@@ -87,6 +87,7 @@ class ExactDuplicates(FoldCheck):
     """
 
     id = "data.leakage.exact_duplicates"
+    row_finalize = True
     title = "No evaluation rows duplicated from training data"
     needs = ("train", "eval")
     stage = "splits"

@@ -134,6 +134,7 @@ class NearDuplicates(FoldCheck):
     """
 
     id = "data.leakage.near_duplicates"
+    row_finalize = True
     title = "No evaluation rows nearly duplicated from training data"
     needs = ("train", "eval")
     stage = "splits"

@@ -133,6 +133,7 @@ class ConflictingLabels(FoldCheck):
     """
 
     id = "data.poisoning.conflicting_labels"
+    row_finalize = True
     title = "No identical rows with different labels"
     needs = ("train", "label")
     stage = "data"

@@ -104,6 +104,7 @@ class FeedbackScreen(FoldCheck):
     """
 
     id = "data.poisoning.feedback"
+    row_finalize = True
     title = "Feedback labels show no signs of poisoning"
     needs = ("train", "feedback", "label")
     stage = "feedback"

@@ -119,6 +119,7 @@ class KAnonymity(FoldCheck):
     """
 
     id = "data.privacy.k_anonymity"
+    row_finalize = True
     title = "Quasi-identifiers don't single people out (k-anonymity)"
     needs = ("train",)
     stage = "data"

@@ -64,6 +64,7 @@ class DuplicateRows(FoldCheck):
     """
 
     id = "data.quality.duplicates"
+    row_finalize = True
     title = "No repeated rows within a split"
     needs = ("data",)
     stage = "data"
