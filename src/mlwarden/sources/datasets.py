@@ -10,10 +10,11 @@ sees the same rows at the same positions whatever it runs on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
@@ -160,6 +161,28 @@ def iter_batches(part: Partition, columns: list[str] | None = None) -> Iterator[
                     offset += rb.num_rows
     except (pa.ArrowException, OSError) as e:
         raise SourceError(f"{part.uri}: data.{part.split}: unreadable at row {offset}: {_short(e)}") from e
+
+
+def values_at(dataset: Dataset, column: str, ordinals: Iterable[int]) -> dict[int, Any]:
+    """The values of ``column`` at some row ordinals of a split, read back from its files: for a
+    finalizer that must name a value its state kept only as a hash. One pass over that one
+    column of the partitions that hold the rows, stopping after the last one wanted."""
+    want = np.unique(np.fromiter(ordinals, dtype=np.int64))
+    out: dict[int, Any] = {}
+    if not want.size:
+        return out
+    for part in sorted(dataset.partitions, key=lambda p: p.offset):
+        if len(out) == want.size:
+            break
+        for batch in iter_batches(part, [column]):
+            n = batch.data.num_rows
+            hit = want[(want >= batch.offset) & (want < batch.offset + n)]
+            if hit.size:
+                got = batch.data.column(0).take(pa.array(hit - batch.offset)).to_pylist()
+                out.update(zip(hit.tolist(), got))
+            if batch.offset + n > want[-1]:
+                return out
+    return out
 
 
 def _rejoin(uri: str, root: str, fpath: str) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mlwarden.checks.poisoning.feedback  # noqa: F401  (registers the check)
+import mlwarden.checks.poisoning.feedback  # registers the check; tests set its caps
 from mlwarden.findings import Severity
 from mlwarden.sources import datasets
 
@@ -102,3 +102,45 @@ def test_same_result_in_tiny_batches(planted, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(datasets, "PARTITION_ROWS", 1)
     many = result(planted.spec)
     assert (many.metrics, [f.to_dict() for f in many.findings]) == (one.metrics, [f.to_dict() for f in one.findings])
+
+
+def days_table(rng: np.random.Generator, n: int, id0: int) -> pd.DataFrame:
+    """2,000 day values (10 train rows each at 20,000 rows) and a numeric x, unrelated to y
+    except that y is "yes" from x = 100 up."""
+    x = np.round(rng.uniform(0, 200, n), 3)  # ~all distinct: over a small VALUE_CAP in train
+    return pd.DataFrame({"uid": np.arange(id0, id0 + n), "day": [f"d{d:04d}" for d in rng.integers(0, 2000, n)],
+                         "x": x, "y": np.where(x >= 100, "yes", "no")})
+
+
+def test_only_values_rare_for_their_column_are_tested_as_triggers(tmp_path: Path, monkeypatch) -> None:
+    """A day with 10 train rows is under 0.1 % of train but as common as any day: 40 feedback
+    rows all "yes" there is not a trigger (a chance run among 2,000 such values would pass a
+    bar that common values' tests lowered). A value train never had still is, named by its
+    text although the column kept none past DISPLAY_CAP (counted, and read back)."""
+    monkeypatch.setattr(mlwarden.checks.poisoning.feedback, "DISPLAY_CAP", 100)
+    rng = np.random.default_rng(8)
+    train, fb = days_table(rng, 20_000, 0), days_table(rng, 3_000, 100_000)
+    fb.loc[:39, "day"], fb.loc[:39, "y"] = "d0007", "yes"
+    fb.loc[40:69, "day"], fb.loc[40:69, "y"] = "zz-new", "yes"
+    assert 5 <= (train["day"] == "d0007").sum() <= 20
+    r = result(write(tmp_path, train, fb))
+    assert [(t["column"], t["value"], t["train_rows"]) for t in r.metrics["triggers"]] == [("day", "zz-new", 0)]
+
+
+def test_numbers_over_the_cap_are_tested_against_train_near_them(tmp_path: Path, monkeypatch) -> None:
+    """x has more distinct values in train than the cap, so no value's own train rate is known:
+    its values are tested against train's rate within 2 %, not feedback's overall rate, under
+    which every x over 100 (always "yes") looked like a trigger. The value a finding names is
+    read back from the feedback file when the cap left no text for it."""
+    monkeypatch.setattr(mlwarden.checks.poisoning.feedback, "VALUE_CAP", 500)
+    rng = np.random.default_rng(9)
+    train, fb = days_table(rng, 20_000, 0), days_table(rng, 3_000, 100_000)
+    fb.loc[:14, "x"], fb.loc[:14, "y"] = 150.5, "yes"  # "yes" as train is near 150.5: honest
+    fb.loc[15:44, "x"], fb.loc[15:44, "y"] = 12.25, "yes"  # "yes" where train says "no": a trigger
+    r = result(write(tmp_path, train, fb))
+    assert "x" in r.metrics["regions"]["high_cardinality_columns"]
+    (trig,) = r.metrics["triggers"]
+    assert (trig["column"], trig["value"], trig["train_rows"], trig["support"]) == ("x", 12.25, None, 30)
+    assert trig["base"] == "train's rate within 2 % of this value" and trig["base_rate"] < 0.05
+    (f,) = [f for f in r.findings if "x = 12.25" in f.title]
+    assert f.severity == Severity.MEDIUM and "of unknown frequency in train" in f.title

@@ -3,9 +3,9 @@
 State, all mergeable and identical whatever the partitioning:
 
 - per split, per (column, value) × label counts, exact, for columns with at most
-  ``VALUE_CAP`` distinct values in that split; a column above the cap is marked
-  high-cardinality and left out of per-value regions (and its train rarity is
-  "unknown"). An exact cap rather than Misra–Gries on purpose: MG summaries keep the
+  ``VALUE_CAP`` distinct values in that split (the values' text up to ``DISPLAY_CAP``); a
+  column above the cap is marked high-cardinality and left out of per-value regions (and
+  its train rarity is "unknown"). An exact cap rather than Misra–Gries on purpose: MG summaries keep the
   same error bound under any merge order but not the same *counts*, and audits must be
   reproducible across engines. Cost: ≤ ``VALUE_CAP`` × labels counters per column.
 - per split, per numeric column, label counts in log buckets of 2 % relative width
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, Skip, register
-from ...sources.datasets import Batch
+from ...sources.datasets import Batch, values_at
 from ..data.rowhash import (
     batch_column_hash,
     compact_sets,
@@ -45,7 +45,10 @@ from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, 
 from .pairs import PairTable, int_codes
 from .screens import FLOOD_K, SEED, buckets
 
-VALUE_CAP = 10_000
+VALUE_CAP = 100_000
+DISPLAY_CAP = 10_000
+"""Values of a column whose text is kept (Python objects: ~100 bytes each, where a count is 24).
+Past it, the counts go on to VALUE_CAP and a finding's value is read back from the file."""
 QUARANTINE_IDS = 200
 
 
@@ -66,6 +69,7 @@ class FeedbackState:
     names: dict[int, Any] = field(default_factory=dict)
     values: dict[str, dict[str, PairTable | None]] = field(default_factory=dict)
     display: dict[str, dict[int, Any]] = field(default_factory=dict)
+    undisplayed: set[str] = field(default_factory=set)  # split\x1fcolumn keys past DISPLAY_CAP
     buckets: dict[str, dict[str, PairTable]] = field(default_factory=dict)
     train_hashes: list[np.ndarray] = field(default_factory=list)
     fb: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -82,13 +86,17 @@ class FeedbackScreen(FoldCheck):
     column with few values, each train decile of the others — where feedback labels
     depart from train's by a large effect (TVD ≥ 0.15) with Benjamini–Hochberg q < 0.05:
     clusters of flipped labels; (3) exact feature values that co-occur with one label far
-    more than chance (one-sided binomial test against train's label rate for that value,
-    or feedback's base rate when train lacks it; BH across all pairs) and are rare or
-    absent in train: backdoor triggers; (4) floods of identical feedback rows, and
+    more than chance (one-sided binomial test of the value's most common label against
+    train's rate for that value, or train's rate within 2 % of it for a numeric column with
+    too many values to count each, else feedback's base rate; times the number of labels,
+    for the label chosen after looking; BH across all pairs) and are rare or absent in
+    train — under 0.1 % of its rows and under a tenth of what a value of that column
+    typically has: backdoor triggers; (4) floods of identical feedback rows, and
     feedback rows replaying train rows. ``metrics["quarantine"]`` lists suspect row ids
     by reason; nothing is written anywhere.
 
-    **Severity.** Trigger values absent or rare (< 0.1 %) in train: high. Flipped-label
+    **Severity.** Trigger values absent or rare in train: high; of unknown frequency in
+    train (its column has over ``VALUE_CAP`` values there): medium. Flipped-label
     regions: high from TVD 0.25 with ≥ 20 feedback rows, else medium. Overall label
     shift: high from TVD 0.25, medium from 0.1, else low (significant shifts only).
     Floods: high from 10 % of feedback, medium from 1 %, else low; replays of train from
@@ -192,7 +200,14 @@ class FeedbackScreen(FoldCheck):
             tables[col] = None
             st.display.pop(f"{split}\x1f{col}", None)
             return
-        shown = st.display.setdefault(f"{split}\x1f{col}", {})
+        key = f"{split}\x1f{col}"
+        if key in st.undisplayed:
+            return
+        if table.distinct_values() > DISPLAY_CAP:
+            st.undisplayed.add(key)
+            st.display.pop(key, None)
+            return
+        shown = st.display.setdefault(key, {})
         fresh = fresh[np.fromiter((h not in shown for h in uniq[fresh].tolist()), bool, fresh.size)]
         if fresh.size:
             first = np.empty(uniq.size, np.int64)
@@ -219,8 +234,15 @@ class FeedbackScreen(FoldCheck):
                 if merged.distinct_values() > VALUE_CAP:
                     mine[col] = None
                     a.display.pop(f"{split}\x1f{col}", None)
-                else:
+                elif f"{split}\x1f{col}" not in a.undisplayed | b.undisplayed:
                     merge_names(a.display.setdefault(f"{split}\x1f{col}", {}), b.display.get(f"{split}\x1f{col}", {}))
+        a.undisplayed |= b.undisplayed
+        for key in a.undisplayed:
+            a.display.pop(key, None)
+        for key, shown in list(a.display.items()):
+            if len(shown) > DISPLAY_CAP:  # both halves under the cap, their union over it
+                a.undisplayed.add(key)
+                del a.display[key]
         for split, bucket_cols in b.buckets.items():
             for col, pairs in bucket_cols.items():
                 acc = a.buckets.setdefault(split, {}).setdefault(col, PairTable())
@@ -249,7 +271,7 @@ class FeedbackScreen(FoldCheck):
         if overall["p"] < 0.05 and overall["tvd"] > 0:
             findings.append(self._overall_finding(overall))
         quarantine: dict[str, list[Any]] = {}
-        triggers = screens.triggers(ctx_, self.features)
+        triggers = self._named(screens.triggers(ctx_, self.features), fb, ctx)
         metrics["triggers"] = [{k: v for k, v in t.items() if k != "rows"} for t in triggers[:20]]
         for t in triggers[:10]:
             findings.append(self._trigger_finding(t))
@@ -275,6 +297,22 @@ class FeedbackScreen(FoldCheck):
         return Outcome(findings=findings, metrics=metrics, charts=[Chart(
             title="Feedback rows to quarantine, by reason", labels=tuple(quarantine),
             values=tuple(float(len(v)) for v in quarantine.values()))])
+
+    def _named(self, triggers: list[dict[str, Any]], fb: dict[str, np.ndarray],
+               ctx: AuditContext) -> list[dict[str, Any]]:
+        """Triggers whose value the state holds only as a hash (its feedback column passed
+        VALUE_CAP, so no text was kept) get it read back from the feedback file at one of their
+        rows: one pass over that column, for the few values that became findings."""
+        unshown: dict[str, list[dict[str, Any]]] = {}
+        for t in triggers:
+            if t.pop("value_unshown"):
+                unshown.setdefault(t["column"], []).append(t)
+        for col, ts in unshown.items():
+            at = [int(fb["\x1ford"][t["rows"][0]]) for t in ts]
+            values = values_at(ctx.sources.datasets["feedback"], col, at)
+            for t, o in zip(ts, at):
+                t["value"] = show(values.get(o))
+        return sorted(triggers, key=lambda t: (t["q"], t["column"], str(t["value"]))) if unshown else triggers
 
     def _loc(self, rows: list[Any]) -> Location:
         return Location(artifact=self.spec.display(self.sources.datasets["feedback"].uri), rows=tuple(rows))
@@ -304,7 +342,8 @@ class FeedbackScreen(FoldCheck):
                                            rows=tuple(r["sample_row_ids"])))
 
     def _trigger_finding(self, t: dict[str, Any]) -> Any:
-        sev = Severity.HIGH if t["train_rows"] is not None and t["train_share"] < 0.001 else Severity.MEDIUM
+        # reported values are rare in train (screens.triggers) or of unknown frequency there
+        sev = Severity.HIGH if t["train_rows"] is not None else Severity.MEDIUM
         rare = ("absent from" if t["train_rows"] == 0 else "rare in" if t["train_rows"] is not None
                 else "of unknown frequency in")
         ev = {k: v for k, v in t.items() if k != "rows"}

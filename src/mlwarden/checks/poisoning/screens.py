@@ -31,6 +31,9 @@ REGION_VALUES = 100  # a categorical column with more values is too fine to be a
 EXACT_NUMERIC = 20  # numeric columns with at most this many values get one region per value
 BINS = 10
 MIN_SUPPORT = 10
+_UNSHOWN = object()
+RARE_SHARE = 0.001  # a trigger value is in under 0.1 % of train rows …
+RARE_OF_TYPICAL = 0.1  # … and in under a tenth of the rows a value of its column has on average
 FLOOD_K = 5
 EFFECT = 0.15  # total-variation distance that counts as a large label shift
 SAMPLE_IDS = 20
@@ -207,7 +210,30 @@ def _lab_counts(fb: dict[str, np.ndarray], mask: np.ndarray) -> dict[int, int]:
     return {int(a): int(b) for a, b in zip(u, n)}
 
 
+def _near_rates(c: Ctx, col: str) -> dict[int, np.ndarray]:
+    """Train's label counts per 2 % bucket of a numeric column (bucket key → label vector)."""
+    out: dict[int, np.ndarray] = {}
+    for (key, lab), n in c.st.buckets.get("train", {}).get(col, {}).items():
+        out.setdefault(int(np.uint64(key).view(np.int64)), np.zeros(len(c.labels), np.int64))[c.index[lab]] += n
+    return out
+
+
+def _rare(train_rows: int, ntrain: int, typical: float | None) -> bool:
+    """Under 0.1 % of train's rows and under a tenth of the rows a value of its column has on
+    average (in a column of 25,000 dates every value is under 0.1 %: that alone says nothing)."""
+    return train_rows < RARE_SHARE * max(1, ntrain) and (typical is None or train_rows <= RARE_OF_TYPICAL * typical)
+
+
 def triggers(c: Ctx, features: list[str]) -> list[dict[str, Any]]:
+    """Feedback values that come with one label far more than their reference rate says.
+
+    The reference is train's label rate for the value (at least 30 train rows); for a value of
+    a column with too many values in train to count each, train's rate within 2 % of it
+    (numeric columns); else feedback's overall rate. The label tested is the value's most
+    common one, chosen after looking, so each p-value is multiplied by the number of labels
+    (Bonferroni over the labels that could have been chosen). Tested against feedback's
+    overall rate, the values of any column that predicts the label looked like triggers: at
+    10M rows, dates of birth unrelated to the label reached q < 0.05."""
     base = c.vector(c.st.labels.get("feedback", {}))
     base = base / max(1, base.sum())
     k = len(c.labels)
@@ -224,35 +250,53 @@ def triggers(c: Ctx, features: list[str]) -> list[dict[str, Any]]:
         ends = np.cumsum(counts)
         shown = c.st.display.get(f"feedback\x1f{col}", {})
         ntrain = c.st.rows.get("train", 0)
+        near = _near_rates(c, col) if train is None and f"\x1fbucket:{col}" in c.fb else {}
+        typical = None if train is None else ntrain / max(1, len(train))  # train rows of a value, on average
         for j in np.flatnonzero(counts >= MIN_SUPPORT).tolist():
+            tv = None if train is None else train.get(int(vals[j]), np.zeros(k, np.int64))
+            # only values rare in train (or of unknown frequency there) are tested: rarity is a
+            # property of train, fixed before feedback's labels are looked at, so it may pick the
+            # family. Tested too, common values with 100,000s of feedback rows were "significant"
+            # for a 1-point shift (10,000 poisoned rows moved every big value's share), raised the
+            # Benjamini–Hochberg bar for all, and let chance values through (10M bench: birth dates)
+            if tv is not None and not _rare(int(tv.sum()), ntrain, typical):
+                continue
             rows = order[ends[j] - counts[j]:ends[j]]
             lab = by_value[j]
             top = int(np.argmax(lab))
-            tv = None if train is None else train.get(int(vals[j]), np.zeros(k, np.int64))
+            nv = near.get(int(c.fb[f"\x1fbucket:{col}"][rows[0]])) if near else None
             if tv is not None and tv.sum() >= 30:
                 p0, src = float(tv[top] / tv.sum()), "train's rate for this value"
+            elif nv is not None and nv.sum() >= 30:
+                p0, src = float(nv[top] / nv.sum()), "train's rate within 2 % of this value"
             else:
                 p0, src = float(base[top]), "feedback's overall rate"
-            tests.append([col, int(vals[j]), shown.get(int(vals[j])), lab, top, p0, src, None, tv, ntrain, rows])
+            tests.append([col, int(vals[j]), shown.get(int(vals[j]), _UNSHOWN), lab, top, p0, src, None, tv, typical,
+                          rows])
     if tests:  # one vectorised call: per test it was most of this screen's time
         ps = _scipy_stats().binom.sf(np.array([t[3][t[4]] - 1 for t in tests]), np.array([t[3].sum() for t in tests]),
                           np.minimum(np.array([t[5] for t in tests]), 1.0))
         for t, p in zip(tests, ps.tolist()):
-            t[7] = float(p)
+            t[7] = min(1.0, float(p) * k)
     if not tests:
         return []
     q = _scipy_stats().false_discovery_control(np.array([t[7] for t in tests]))
     out = []
-    for (col, _, value, lab, top, p0, src, p, tv, ntrain, rows), qi in zip(tests, q):
+    ntrain = c.st.rows.get("train", 0)
+    for (col, _, value, lab, top, p0, src, p, tv, typical, rows), qi in zip(tests, q):
         purity = float(lab[top] / lab.sum())
         train_rows = None if tv is None else int(tv.sum())
         share = None if train_rows is None else train_rows / max(1, ntrain)
-        if qi < 0.05 and purity >= 0.9 and (share is None or share < 0.001):
+        if qi < 0.05 and purity >= 0.9:
             keep = rows[c.fb["\x1flabel"][rows] == np.uint64(c.labels[top])]
-            out.append({"column": col, "value": value, "label": show(c.name(c.labels[top])),
+            # a value the state kept no text for (its column passed the cap in feedback): the
+            # finalizer reads it back from the feedback file, not to name it "None"
+            out.append({"column": col, "value": None if value is _UNSHOWN else value,
+                        "value_unshown": value is _UNSHOWN, "label": show(c.name(c.labels[top])),
                         "support": int(lab.sum()), "purity": round(purity, 4), "base_rate": round(p0, 4),
                         "base": src, "p": float(f"{p:.4g}"), "q": float(f"{qi:.4g}"),
                         "train_rows": train_rows, "train_share": None if share is None else round(share, 6),
+                        "train_rows_typical": None if typical is None else round(typical, 1),
                         "rows": keep.tolist(), "sample_row_ids": [py(c.fb["\x1fid"][i]) for i in keep[:SAMPLE_IDS]]})
     out.sort(key=lambda t: (t["q"], t["column"], str(t["value"])))
     return out
