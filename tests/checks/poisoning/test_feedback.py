@@ -112,12 +112,10 @@ def days_table(rng: np.random.Generator, n: int, id0: int) -> pd.DataFrame:
                          "x": x, "y": np.where(x >= 100, "yes", "no")})
 
 
-def test_only_values_rare_for_their_column_are_tested_as_triggers(tmp_path: Path, monkeypatch) -> None:
+def test_only_values_rare_for_their_column_are_tested_as_triggers(tmp_path: Path) -> None:
     """A day with 10 train rows is under 0.1 % of train but as common as any day: 40 feedback
     rows all "yes" there is not a trigger (a chance run among 2,000 such values would pass a
-    bar that common values' tests lowered). A value train never had still is, named by its
-    text although the column kept none past DISPLAY_CAP (counted, and read back)."""
-    monkeypatch.setattr(mlwarden.checks.poisoning.feedback, "DISPLAY_CAP", 100)
+    bar that common values' tests lowered). A value train never had still is."""
     rng = np.random.default_rng(8)
     train, fb = days_table(rng, 20_000, 0), days_table(rng, 3_000, 100_000)
     fb.loc[:39, "day"], fb.loc[:39, "y"] = "d0007", "yes"

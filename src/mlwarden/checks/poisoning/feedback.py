@@ -3,11 +3,11 @@
 State, all mergeable and identical whatever the partitioning:
 
 - per split, per (column, value) × label counts, exact, for columns with at most
-  ``VALUE_CAP`` distinct values in that split (the values' text up to ``DISPLAY_CAP``); a
-  column above the cap is marked high-cardinality and left out of per-value regions (and
-  its train rarity is "unknown"). An exact cap rather than Misra–Gries on purpose: MG summaries keep the
-  same error bound under any merge order but not the same *counts*, and audits must be
-  reproducible across engines. Cost: ≤ ``VALUE_CAP`` × labels counters per column.
+  ``VALUE_CAP`` distinct values in that split; a column above the cap is marked
+  high-cardinality and left out of per-value regions (and its train rarity is
+  "unknown"; a trigger value's text is then read back from the feedback file). An exact
+  cap rather than Misra–Gries on purpose: MG summaries keep the same error bound under any
+  merge order but not the same *counts*, and audits must be reproducible across engines. Cost: ≤ ``VALUE_CAP`` × labels counters per column.
 - per split, per numeric column, label counts in log buckets of 2 % relative width
   (≤ ~7,000 buckets for any float range); decile bins of train are read off them.
 - train feature-row hashes, 8 bytes per distinct train row (replays of train in feedback).
@@ -45,10 +45,7 @@ from .conflicts import feature_columns, label_hashes, merge_names, py, row_ids, 
 from .pairs import PairTable, int_codes
 from .screens import FLOOD_K, SEED, buckets
 
-VALUE_CAP = 100_000
-DISPLAY_CAP = 10_000
-"""Values of a column whose text is kept (Python objects: ~100 bytes each, where a count is 24).
-Past it, the counts go on to VALUE_CAP and a finding's value is read back from the file."""
+VALUE_CAP = 10_000
 QUARANTINE_IDS = 200
 
 
@@ -69,7 +66,6 @@ class FeedbackState:
     names: dict[int, Any] = field(default_factory=dict)
     values: dict[str, dict[str, PairTable | None]] = field(default_factory=dict)
     display: dict[str, dict[int, Any]] = field(default_factory=dict)
-    undisplayed: set[str] = field(default_factory=set)  # split\x1fcolumn keys past DISPLAY_CAP
     buckets: dict[str, dict[str, PairTable]] = field(default_factory=dict)
     train_hashes: list[np.ndarray] = field(default_factory=list)
     fb: list[dict[str, np.ndarray]] = field(default_factory=list)
@@ -200,14 +196,7 @@ class FeedbackScreen(FoldCheck):
             tables[col] = None
             st.display.pop(f"{split}\x1f{col}", None)
             return
-        key = f"{split}\x1f{col}"
-        if key in st.undisplayed:
-            return
-        if table.distinct_values() > DISPLAY_CAP:
-            st.undisplayed.add(key)
-            st.display.pop(key, None)
-            return
-        shown = st.display.setdefault(key, {})
+        shown = st.display.setdefault(f"{split}\x1f{col}", {})
         fresh = fresh[np.fromiter((h not in shown for h in uniq[fresh].tolist()), bool, fresh.size)]
         if fresh.size:
             first = np.empty(uniq.size, np.int64)
@@ -234,15 +223,8 @@ class FeedbackScreen(FoldCheck):
                 if merged.distinct_values() > VALUE_CAP:
                     mine[col] = None
                     a.display.pop(f"{split}\x1f{col}", None)
-                elif f"{split}\x1f{col}" not in a.undisplayed | b.undisplayed:
+                else:
                     merge_names(a.display.setdefault(f"{split}\x1f{col}", {}), b.display.get(f"{split}\x1f{col}", {}))
-        a.undisplayed |= b.undisplayed
-        for key in a.undisplayed:
-            a.display.pop(key, None)
-        for key, shown in list(a.display.items()):
-            if len(shown) > DISPLAY_CAP:  # both halves under the cap, their union over it
-                a.undisplayed.add(key)
-                del a.display[key]
         for split, bucket_cols in b.buckets.items():
             for col, pairs in bucket_cols.items():
                 acc = a.buckets.setdefault(split, {}).setdefault(col, PairTable())
