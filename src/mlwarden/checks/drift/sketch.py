@@ -80,10 +80,12 @@ class NumericSketch:
         x = np.sort(x[~(nan | inf)])
         if not x.size:
             return
-        x = np.where(x == 0.0, 0.0, x)
+        x = np.where(x == 0.0, 0.0, x)  # -0.0 and 0.0 sort together: one run of 0.0 after this
         self.n += int(x.size)
-        values, counts = np.unique(x, return_counts=True)
-        self._absorb(NumericSketch(n=0, keys=values, counts=counts.astype(np.int64)))
+        # x is sorted: its distinct values are where runs start (np.unique would sort it again)
+        starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+        counts = np.diff(np.r_[starts, x.size]).astype(np.int64)
+        self._absorb(NumericSketch(n=0, keys=x[starts], counts=counts))
 
     def merge(self, other: NumericSketch) -> NumericSketch:
         self.n += other.n
