@@ -13,6 +13,7 @@ from mlwarden.checks.data.rowhash import (
     column_hash,
     compact_sets,
     count_distinct,
+    dictionary,
     in_sorted,
     in_sorted_sets,
     index_of,
@@ -20,6 +21,7 @@ from mlwarden.checks.data.rowhash import (
     search_sorted,
     sort_codes,
     sorted_unique,
+    value_counts,
 )
 
 
@@ -206,3 +208,25 @@ def test_sort_codes_is_unique_with_inverse(values: list[int]) -> None:
     want_uniq, want_inv = np.unique(v, return_inverse=True)
     np.testing.assert_array_equal(uniq, want_uniq)
     np.testing.assert_array_equal(codes, want_inv.reshape(-1))
+
+
+def test_shared_encodings_and_counts_are_arrows_own_per_array() -> None:
+    """Checks share one dictionary encoding and one value count per array: the same result
+    as Arrow's, computed once for one array, never handed to another array's content."""
+    import pyarrow.compute as pc
+
+    a = pa.array(["b", None, "a", "b", None, "c", " "])
+    assert value_counts(a).equals(pc.value_counts(a))
+    assert value_counts(a, nulls=False).equals(pc.value_counts(a.drop_null()))
+    assert dictionary(a).equals(a.dictionary_encode())
+    assert dictionary(a) is dictionary(a) and value_counts(a) is value_counts(a)  # computed once
+    same_text = pa.array(["b", None, "a", "b", None, "c", " "])  # equal content, other buffers
+    assert value_counts(same_text) is not value_counts(a) and value_counts(same_text).equals(value_counts(a))
+    for view in (a.slice(1), a.slice(0, 3), a.slice(2, 3)):  # same buffers, other offset or length
+        assert value_counts(view).equals(pc.value_counts(view))
+        assert dictionary(view).equals(view.dictionary_encode())
+    chunked = pa.chunked_array([a, a])
+    assert value_counts(chunked, nulls=False).equals(pc.value_counts(pc.drop_null(chunked)))
+    for i in range(200):  # a stream of batches: every one counted as itself
+        b = pa.array([f"v{i}"] * (i % 3 + 1) + [None])
+        assert value_counts(b, nulls=False).to_pylist() == [{"values": f"v{i}", "counts": i % 3 + 1}]

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from ...findings import Location, Severity
 from ...registry import AuditContext, FoldCheck, Outcome, Skip, register
 from ...sources.datasets import Batch
+from .rowhash import value_counts as shared_value_counts
 
 CAP = 10_000
 SAMPLE_VALUES = 10
@@ -64,7 +65,7 @@ class Counts:
 
 def value_counts(arr: pa.Array | pa.ChunkedArray) -> dict[Any, int]:
     """Non-null values → counts; numbers that are equal (1, 1.0, True) are one key."""
-    vc = pc.value_counts(arr.drop_null() if isinstance(arr, pa.Array) else pc.drop_null(arr))
+    vc = shared_value_counts(arr, nulls=False)
     out: dict[Any, int] = {}
     for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
         if isinstance(v, float) and v != v:  # NaN is missing, not a class

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .rowhash import _GOLDEN, _mix, column_hash
+from .rowhash import _GOLDEN, _mix, column_hash, dictionary
 
 GRIDS = 4
 LOG_STEPS = 256.0  # quantization steps per doubling
@@ -54,7 +54,7 @@ def grid_hashes(arr: pa.Array | pa.ChunkedArray, salt: np.uint64) -> np.ndarray:
         if len(arr) < 4 * DISTINCT_MIN or pc.count_distinct(arr.slice(0, 4 * DISTINCT_MIN)).as_py() > DISTINCT_MIN:
             return _number_hashes(arr, salt)
         try:
-            enc = arr.dictionary_encode()
+            enc = dictionary(arr)
         except pa.ArrowNotImplementedError:
             return _number_hashes(arr, salt)
         if len(enc.dictionary) * 4 > len(arr):
@@ -66,7 +66,7 @@ def grid_hashes(arr: pa.Array | pa.ChunkedArray, salt: np.uint64) -> np.ndarray:
         keys = _time_keys(arr)
     elif pa.types.is_string(t) or pa.types.is_large_string(t):
         # normalize each distinct value once (regexes are most of the cost), then index
-        enc = arr.dictionary_encode()
+        enc = dictionary(arr)
         per_value = column_hash(normalize_text(enc.dictionary))
         codes = np.asarray(enc.indices.fill_null(0), dtype=np.int64)
         keys = per_value[codes] if per_value.size else np.zeros(len(arr), dtype=_U64)

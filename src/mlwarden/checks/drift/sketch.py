@@ -36,6 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ..data.rowhash import value_counts
+
 EXACT_DISTINCT = 20_000
 MAX_BUCKETS = 8_192
 MANTISSA_BITS = 8
@@ -269,7 +271,7 @@ def category_counts(arr: pa.Array | pa.ChunkedArray) -> dict[str, int]:
         arr = arr.dictionary_decode()
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.large_string())
-    vc = pc.value_counts(arr)
+    vc = value_counts(arr)
     out: dict[str, int] = {}
     for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
         key = MISSING if v is None or v in NULL_TOKENS or not v.strip() else v

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...fairness.groups import MISSING, group_codes
-from ..data.rowhash import sort_codes
+from ..data.rowhash import dictionary, sort_codes
 
 EXACT_BINS = 128
 HASH_BUCKETS = 64
@@ -137,7 +137,7 @@ def _keys(col: pa.Array, coarse: bool) -> tuple[list[Key], np.ndarray]:
             keys = [float(u) for u in uniq]
         keys.append(None)
         return keys, np.where(nan, len(keys) - 1, inv)
-    enc = pc.dictionary_encode(col if kind == "text" else pc.cast(col, pa.string()))
+    enc = dictionary(col) if kind == "text" else pc.dictionary_encode(pc.cast(col, pa.string()))
     # blank text is missing: found among the distinct values, not the rows
     blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False), bool)
     values = [str(v) for v, b in zip(enc.dictionary.to_pylist(), blank.tolist()) if not b]

@@ -17,6 +17,7 @@ import pyarrow as pa
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, register
 from ...sources.datasets import Batch
+from ..data.rowhash import dictionary
 from .detectors import HIGH_RISK, KINDS, LABELS, is_name_column, is_ssn_column, scan_integers, scan_strings
 
 SAMPLE_IDS = 20
@@ -114,7 +115,7 @@ class Pii(FoldCheck):
                     arr = arr.cast(pa.large_string())
                 if not pa.types.is_dictionary(arr.type):
                     # a column with few distinct values is scanned value by value, not row by row
-                    enc = arr.dictionary_encode()
+                    enc = dictionary(arr)
                     if len(enc.dictionary) * 4 <= len(arr):
                         arr = enc
                 found = scan_strings(arr, ssn_column=is_ssn_column(col), name_column=is_name_column(col))

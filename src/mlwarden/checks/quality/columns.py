@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from ...findings import Location, Severity
 from ...registry import AuditContext, Chart, FoldCheck, Outcome, register
 from ...sources.datasets import Batch
+from ..data.rowhash import value_counts
 
 MAX_DISTINCT = 5_000
 NULL_MARKERS = ("", "na", "n/a", "nan", "null", "none", "nil", "-", "?", "missing", "#n/a", "undefined")
@@ -63,7 +64,7 @@ def profile(arr: pa.Array, *, counts: bool = True) -> ColumnProfile:
     if not text and not counts:
         p.counts = None
         return p
-    vc = pc.value_counts(arr.drop_null())
+    vc = value_counts(arr, nulls=False)
     values, n = vc.field("values"), vc.field("counts")
     if text:
         stripped = pc.utf8_trim_whitespace(values)
