@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..data.rowhash import dictionary
+
 
 def null_mask(col: pa.Array) -> np.ndarray:
     """Null, NaN and blank text all count as missing (CSV readers turn blanks into nulls)."""
@@ -19,10 +21,15 @@ def null_mask(col: pa.Array) -> np.ndarray:
         col = col.combine_chunks()
     if pa.types.is_dictionary(col.type):
         col = col.dictionary_decode()
-    mask = pc.is_null(col, nan_is_null=True)
+    mask = np.asarray(pc.is_null(col, nan_is_null=True).to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        mask = pc.or_(mask, pc.equal(pc.utf8_trim_whitespace(col), "").fill_null(False))
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
+        # blank values found among the distinct ones (the encoding other checks share), not per row
+        enc = dictionary(col)
+        blank = np.asarray(pc.equal(pc.utf8_trim_whitespace(enc.dictionary), "").to_numpy(zero_copy_only=False),
+                           dtype=bool)
+        if blank.any():
+            mask |= blank[np.asarray(enc.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)]
+    return mask
 
 
 
