@@ -372,3 +372,33 @@ def test_finalizers_start_longest_first() -> None:
     assert got == ["data.poisoning.label_issues", "fairness.proxies",  # model fits, as given
                    "data.leakage.near_duplicates", "data.privacy.k_anonymity", "data.leakage.entity",
                    "data.drift.columns", "data.quality.columns"]  # the rest keep their order
+
+
+@pytest.mark.parametrize(("before", "in_workers"), [(None, None), ("65536", None), ("1000000", "1000000")])
+def test_dask_workers_keep_glibcs_own_malloc_tuning(monkeypatch, before, in_workers) -> None:
+    """Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap
+    threshold (a partition's fold then took 2.8x the CPU). mlwarden's LocalCluster workers start
+    without it, also when an earlier nanny left it in this process; a user's own value stays."""
+    import os
+
+    pytest.importorskip("distributed")
+    from mlwarden.engine.dask import DaskEngine
+
+    if before is None:
+        monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", before)
+    with DaskEngine(workers=1) as eng:
+        got = eng.client.run(_malloc_env_at_start)
+    assert list(got.values()) == [in_workers]
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == before  # this process's environment as it was
+
+
+def _malloc_env_at_start() -> str | None:
+    """MALLOC_TRIM_THRESHOLD_ as the process was started with it: what glibc read (a later
+    ``os.environ`` change, as the worker's nanny code makes, does not reach malloc)."""
+    with open("/proc/self/environ", "rb") as f:
+        for entry in f.read().split(b"\0"):
+            if entry.startswith(b"MALLOC_TRIM_THRESHOLD_="):
+                return entry.split(b"=", 1)[1].decode()
+    return None

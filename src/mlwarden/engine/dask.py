@@ -8,8 +8,9 @@ order, exactly as the local engine merges them.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ..errors import EngineError
@@ -35,8 +36,13 @@ class DaskEngine(Engine):
                 self.client = Client(scheduler, timeout="10s")
             else:
                 n = max(1, workers or os.cpu_count() or 1)
-                self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                             dashboard_address=":0", silence_logs=40)
+                # Nannies give workers MALLOC_TRIM_THRESHOLD_=65536 by default. Setting it turns
+                # off glibc's adaptive mmap threshold: every large temporary array is then a
+                # fresh mmap, faulted in page by page, and a partition's fold took 2.8x the CPU
+                # it takes in a plain process (bench/bench_fold_scaling.py). Unset for our workers.
+                with _default_malloc():
+                    self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                 dashboard_address=":0", silence_logs=40)
                 self.client = Client(self._cluster)
         except (OSError, TimeoutError) as e:
             self.close()
@@ -45,7 +51,9 @@ class DaskEngine(Engine):
     def fold(self, checks: Sequence[FoldCheck], partitions: Sequence[Partition]) -> dict[str, Folded]:
         if not partitions:
             return merge_states(checks, [])
-        [shared] = self.client.scatter([list(checks)], broadcast=True)
+        # a key of its own each call: re-scattering equal checks under the key being released
+        # tripped an assertion in the scheduler (a bench folding twice on one cluster)
+        [shared] = self.client.scatter([list(checks)], broadcast=True, hash=False)
         futures = [self.client.submit(fold_partition, shared, p, pure=False) for p in partitions]
         return merge_states(checks, _in_order(futures))
 
@@ -61,6 +69,26 @@ class DaskEngine(Engine):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+@contextlib.contextmanager
+def _default_malloc() -> Iterator[None]:
+    """Start workers with glibc's own malloc tuning: no MALLOC_TRIM_THRESHOLD_ from the nanny's
+    config, nor the copy an earlier nanny left in this process's environment (nannies set
+    their variables here before spawning: a later cluster's workers inherit them)."""
+    import dask
+
+    key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+    left = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    ours = left is not None and left == str(dask.config.get(key, None))  # a nanny's, not the user's
+    if ours:
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
+    try:
+        with dask.config.set({key: None}):
+            yield
+    finally:
+        if ours and left is not None:
+            os.environ["MALLOC_TRIM_THRESHOLD_"] = left
 
 
 def _in_order(futures: list[Any]) -> Any:
