@@ -402,3 +402,33 @@ def _malloc_env_at_start() -> str | None:
             if entry.startswith(b"MALLOC_TRIM_THRESHOLD_="):
                 return entry.split(b"=", 1)[1].decode()
     return None
+
+
+@pytest.mark.dask
+def test_dask_local_cluster_states_come_as_files_and_go(pipeline, small_partitions) -> None:
+    """Workers of mlwarden's own LocalCluster leave their states as files on this host, like
+    the local engine's: each read once and removed, the folder removed on close."""
+    import os
+
+    pytest.importorskip("distributed")
+    from mlwarden.engine.dask import DaskEngine
+    from mlwarden.registry import plan
+
+    root, truth = pipeline
+    spec = load_spec(root / "mlwarden.yaml")
+    sources = open_sources(spec)
+    checks = [c for c in plan(spec, sources, only=ONLY).checks if isinstance(c, FoldCheck)]
+    parts = [p for ds in sources.datasets.values() for p in ds.partitions]
+    assert len(parts) > 2
+    with DaskEngine(workers=2) as eng:
+        folded = eng.fold(checks, parts)
+        folder = eng._states
+        assert folder is not None and os.path.isdir(folder) and os.listdir(folder) == []
+    assert not os.path.exists(folder)
+    from mlwarden.registry import AuditContext
+
+    with LocalEngine(workers=1) as one:
+        alone = one.fold(checks, parts)
+        ctx = AuditContext(spec=spec, sources=sources, engine=one)
+        for c in checks:  # the same states as one process folding every partition
+            assert c.finalize(folded[c.id].state, ctx).metrics == c.finalize(alone[c.id].state, ctx).metrics

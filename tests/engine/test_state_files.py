@@ -69,7 +69,7 @@ def test_states_come_back_equal_writable_and_leave_no_file(parts, tmp_path: Path
     check = KeepEverything(None, None)
     folder = tmp_path / "states"
     folder.mkdir()
-    path = local._fold_to_file([check], parts[1], str(folder))
+    path = local.fold_to_file([check], parts[1], str(folder))
     assert Path(path).parent == folder
     back = local.read_states(path)
     assert list(folder.iterdir()) == []  # removed once read

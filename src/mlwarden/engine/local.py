@@ -49,7 +49,7 @@ class LocalEngine(Engine):
             return merge_states(checks, (fold_partition(checks, p) for p in partitions))
         pool = self._processes()
         folder = self._folder()
-        paths = _in_order([pool.submit(_fold_to_file, checks, p, folder) for p in partitions])
+        paths = _in_order([pool.submit(fold_to_file, checks, p, folder) for p in partitions])
         return merge_states(checks, (read_states(path) for path in paths))
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -64,11 +64,7 @@ class LocalEngine(Engine):
 
     def _folder(self) -> str:
         if self._states is None:
-            try:
-                self._states = tempfile.mkdtemp(prefix="mlwarden-states-")
-            except OSError as e:
-                raise EngineError(f"cannot create a folder for the workers' fold states in {tempfile.gettempdir()}: "
-                                  f"{e.strerror or e} (point TMPDIR at a writable disk)") from None
+            self._states = state_folder()
         return self._states
 
     def _processes(self) -> ProcessPoolExecutor:
@@ -124,7 +120,16 @@ class LocalEngine(Engine):
 _ALIGN = 64
 
 
-def _fold_to_file(checks: Sequence[FoldCheck], part: Partition, folder: str) -> str:
+def state_folder() -> str:
+    """A private (0700) temporary folder for workers' state files; the engine removes it on close."""
+    try:
+        return tempfile.mkdtemp(prefix="mlwarden-states-")
+    except OSError as e:
+        raise EngineError(f"cannot create a folder for the workers' fold states in {tempfile.gettempdir()}: "
+                          f"{e.strerror or e} (point TMPDIR at a writable disk)") from None
+
+
+def fold_to_file(checks: Sequence[FoldCheck], part: Partition, folder: str) -> str:
     """Fold one partition in a worker and leave its states in a file; return the file's path.
 
     Sent back through the pool's pipe, a train partition's states (~290 MB on the 1M bench)
@@ -156,7 +161,7 @@ def write_states(states: object, folder: str) -> str:
 
 
 def read_states(path: str) -> Any:
-    """The states :func:`_fold_to_file` wrote; the file is removed once read.
+    """The states :func:`fold_to_file` wrote; the file is removed once read.
 
     Each large buffer is read straight into its own fresh, aligned array (one copy, from the
     page cache). Not mapped: a merged state keeps small pieces of many partitions, and each
