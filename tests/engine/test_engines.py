@@ -414,7 +414,7 @@ def test_dask_local_cluster_states_come_as_files_and_go(pipeline, small_partitio
     from mlwarden.engine.dask import DaskEngine
     from mlwarden.registry import plan
 
-    root, truth = pipeline
+    root, _ = pipeline
     spec = load_spec(root / "mlwarden.yaml")
     sources = open_sources(spec)
     checks = [c for c in plan(spec, sources, only=ONLY).checks if isinstance(c, FoldCheck)]
