@@ -8,12 +8,15 @@ no pandas, scipy or pyarrow (tests/test_startup.py holds it to that).
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import MlwardenError
@@ -47,6 +50,12 @@ def run_scan(paths: Sequence[Path], *, allow: Sequence[str] = ()) -> tuple[list[
             raise MlwardenError(f"{p}: no such file or folder")
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     scans = scan_paths(paths, policy=Policy(allow=allow))
+    infra = None
+    if _has_infra(paths):  # Dockerfiles, manifests, platform configs, image tarballs: the infra.* rules
+        from .infra.scan import scan_infra_full
+
+        infra = scan_infra_full(paths)
+        scans = _without_image_layers(scans, [p for p, kind in infra.files.items() if kind == "image"])
     grouped = group(scans, str)
     results = [
         CheckResult(id=f.id, title=f.title, status="fail" if any(x.severity.rank for x in grouped[f.id][0]) else "pass",
@@ -55,10 +64,7 @@ def run_scan(paths: Sequence[Path], *, allow: Sequence[str] = ()) -> tuple[list[
     ]
     checks = list(all_checks(["artifact.*"]).values())
     stages = {"artifact": [f.id for f in FAMILIES]}
-    if _has_infra(paths):  # Dockerfiles, manifests, platform configs, image tarballs: the infra.* rules
-        from .infra.scan import scan_infra_full
-
-        infra = scan_infra_full(paths)
+    if infra is not None:
         for cls in all_checks(["infra.*"]).values():
             out = cls.outcome(cls(None, None), infra, str)  # type: ignore[attr-defined,arg-type]
             results.append(CheckResult(id=cls.id, title=cls.title, metrics=out.metrics, findings=tuple(out.findings),
@@ -71,6 +77,29 @@ def run_scan(paths: Sequence[Path], *, allow: Sequence[str] = ()) -> tuple[list[
                     docs={c.id: c.doc() for c in checks},
                     references={c.id: tuple(c.references) for c in checks})
     return scans, report
+
+
+def _without_image_layers(scans: list[FileScan], images: list[str]) -> list[FileScan]:
+    """The scans less what they found inside the layers of container images, which
+    ``infra.images`` reports: it reads the layers as a container sees them (a model a later
+    layer deletes is buried, not present) and names each model file's layer. Both reported the
+    same model files, once as archive members at critical and once as image files. What the
+    archive scan found on the image file itself, or in a member that is no layer (a stray file
+    in a ``docker save`` tarball, a blob of an OCI folder that is not an archive), stays."""
+    if not images:
+        return scans
+    tarballs = {os.path.abspath(p) for p in images if not os.path.isdir(p)}
+    folders = tuple(os.path.abspath(p) + os.sep for p in images if os.path.isdir(p))
+
+    def in_layer(issue: Any) -> bool:
+        path, members = os.path.abspath(issue.where.path), issue.where.members
+        return (path in tarballs and len(members) >= 2) or (path.startswith(folders) and len(members) >= 1)
+
+    out = []
+    for fs in scans:
+        kept = tuple(i for i in fs.issues if not in_layer(i))
+        out.append(fs if len(kept) == len(fs.issues) else dataclasses.replace(fs, issues=kept))
+    return out
 
 
 def _has_infra(paths: Sequence[Path]) -> bool:

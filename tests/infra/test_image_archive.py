@@ -132,3 +132,28 @@ def test_root_without_ml_port_is_medium(tmp_path):
     path = docker_save_legacy(layers, config_for(layers, user="0", ports=(22,))).write_tar(tmp_path / "r.tar")
     root = [i for i in scan_image(path) if i.rule == "infra.image.root_user"]
     assert root and root[0].severity == Severity.MEDIUM
+
+
+@pytest.mark.parametrize("form", ["docker-legacy", "docker25", "oci-gzip"])
+def test_scan_reports_each_model_in_an_image_once(form, tmp_path):
+    """``mlwarden scan`` of a folder holding an image: the models inside its layers are
+    infra.images' (layer paths; a deleted one is buried, medium), not also artifact findings
+    at critical as archive members. A stray pickle beside the layers is still the artifact
+    scan's: nothing read it as a layer."""
+    from image_fixtures import evil_pickle
+
+    from mlwarden.scan_report import run_scan
+
+    (tmp_path / "images").mkdir()
+    image = build(form, tmp_path / "images")
+    stray = tmp_path / "images" / "stray.pkl"
+    stray.write_bytes(evil_pickle())
+    _, report = run_scan([tmp_path / "images"])
+    by_check = {c.id: c.findings for c in report.checks}
+    artifact = [f for cid, fs in by_check.items() if cid.startswith("artifact.") for f in fs if f.severity.rank]
+    assert artifact and all("stray.pkl" in (f.location.artifact or "") + f.title for f in artifact), \
+        [f.title for f in artifact]
+    assert not [f for f in artifact if str(image) in (f.location.artifact or "") and "stray" not in f.title]
+    images = by_check["infra.images"]
+    assert [f for f in images if f.severity == Severity.CRITICAL and "model.pkl" in f.location.artifact]
+    assert [f for f in images if f.severity == Severity.MEDIUM and "old_evil.pkl" in f.title]
