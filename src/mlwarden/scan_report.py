@@ -112,12 +112,20 @@ def _has_infra(paths: Sequence[Path]) -> bool:
         for p in paths:
             if p.is_dir():
                 for folder, dirs, names in os.walk(p):
+                    if "oci-layout" in names and "index.json" in names:
+                        yield Path(folder)  # an OCI image layout: a folder, not a file, is the image
+                        dirs[:] = []
+                        continue
                     dirs.sort()
                     yield from (Path(folder) / n for n in sorted(names))
             else:
                 yield p
 
     for f in files():
+        if f.is_dir():
+            if looks_like_infra(f, b""):
+                return True
+            continue
         try:
             with open(f, "rb") as fh:
                 head = fh.read(HEAD_BYTES)

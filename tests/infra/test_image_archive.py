@@ -134,7 +134,7 @@ def test_root_without_ml_port_is_medium(tmp_path):
     assert root and root[0].severity == Severity.MEDIUM
 
 
-@pytest.mark.parametrize("form", ["docker-legacy", "docker25", "oci-gzip"])
+@pytest.mark.parametrize("form", ["docker-legacy", "docker25", "oci-gzip", "oci-dir"])
 def test_scan_reports_each_model_in_an_image_once(form, tmp_path):
     """``mlwarden scan`` of a folder holding an image: the models inside its layers are
     infra.images' (layer paths; a deleted one is buried, medium), not also artifact findings
