@@ -16,13 +16,12 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .errors import MlwardenError
 from .findings import CheckResult, Report, Target
 from .report import Formatter, parse_formats
-from .scan import FileScan
+from .scan import FileScan, ScanIssue
 
 TEXT = "text"
 
@@ -91,7 +90,7 @@ def _without_image_layers(scans: list[FileScan], images: list[str]) -> list[File
     tarballs = {os.path.abspath(p) for p in images if not os.path.isdir(p)}
     folders = tuple(os.path.abspath(p) + os.sep for p in images if os.path.isdir(p))
 
-    def in_layer(issue: Any) -> bool:
+    def in_layer(issue: ScanIssue) -> bool:
         path, members = os.path.abspath(issue.where.path), issue.where.members
         return (path in tarballs and len(members) >= 2) or (path.startswith(folders) and len(members) >= 1)
 
@@ -104,8 +103,6 @@ def _without_image_layers(scans: list[FileScan], images: list[str]) -> list[File
 
 def _has_infra(paths: Sequence[Path]) -> bool:
     """Whether any file under ``paths`` is an infra file (by name and content; cheap: no parser loads)."""
-    import os
-
     from .infra.detect import HEAD_BYTES, looks_like_infra
 
     def files() -> Iterator[Path]:

@@ -40,3 +40,18 @@ def test_values_at_reads_back_rows_by_ordinal(tmp_path: Path, monkeypatch) -> No
     ds = open_dataset("feedback", str(write(tmp_path / "f.parquet", [250, 5, 250, 5])))
     assert values_at(ds, "x", [509, 0, 255, 254, 255]) == {0: 0, 254: 254, 255: 255, 509: 509}
     assert values_at(ds, "x", []) == {}
+
+
+def test_values_at_reads_only_the_partitions_holding_the_rows(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(datasets, "PARTITION_ROWS", 262)
+    ds = open_dataset("feedback", str(write(tmp_path / "f.parquet", [250, 5, 250, 5, 250, 5])))
+    read: list[int] = []
+    real = datasets.iter_batches
+
+    def recording(part, columns=None):
+        read.append(part.offset)
+        return real(part, columns)
+
+    monkeypatch.setattr(datasets, "iter_batches", recording)
+    assert values_at(ds, "x", [300, 260]) == {260: 260, 300: 300}
+    assert read == [255]  # the first and last partitions hold none of them

@@ -171,9 +171,13 @@ def values_at(dataset: Dataset, column: str, ordinals: Iterable[int]) -> dict[in
     out: dict[int, Any] = {}
     if not want.size:
         return out
-    for part in sorted(dataset.partitions, key=lambda p: p.offset):
+    parts = sorted(dataset.partitions, key=lambda p: p.offset)
+    for part, after in zip(parts, [*parts[1:], None]):
         if len(out) == want.size:
             break
+        end = after.offset if after is not None and after.offset > part.offset else None
+        if end is not None and not ((want >= part.offset) & (want < end)).any():
+            continue  # none of its rows is wanted: not read
         for batch in iter_batches(part, [column]):
             n = batch.data.num_rows
             hit = want[(want >= batch.offset) & (want < batch.offset + n)]

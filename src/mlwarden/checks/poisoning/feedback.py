@@ -7,7 +7,8 @@ State, all mergeable and identical whatever the partitioning:
   high-cardinality and left out of per-value regions (and its train rarity is
   "unknown"; a trigger value's text is then read back from the feedback file). An exact
   cap rather than Misra–Gries on purpose: MG summaries keep the same error bound under any
-  merge order but not the same *counts*, and audits must be reproducible across engines. Cost: ≤ ``VALUE_CAP`` × labels counters per column.
+  merge order but not the same *counts*, and audits must be reproducible across engines.
+  Cost: ≤ ``VALUE_CAP`` × labels counters per column.
 - per split, per numeric column, label counts in log buckets of 2 % relative width
   (≤ ~7,000 buckets for any float range); decile bins of train are read off them.
 - train feature-row hashes, 8 bytes per distinct train row (replays of train in feedback).
